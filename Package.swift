@@ -1,0 +1,71 @@
+// swift-tools-version:6.0
+// Gatehouse: a Conditional Access System back end. One module per concern; the C
+// libraries each sit behind one system-library target (module map + shim header).
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "Gatehouse",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "gatehouse", targets: ["gatehouse"]),
+        .executable(name: "gatehouse-bench", targets: ["GatehouseBench"]),
+    ],
+    targets: [
+        // MARK: C libraries (Debian -dev packages)
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
+        .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+
+        // MARK: Pure modules (no C imports)
+        /// Logging, configuration, errors shared by every service.
+        .target(name: "GatehouseCore", swiftSettings: strict),
+        /// MPEG-2 transport stream: packets, sections, CRC-32, CAT, RTP, bit-rate meters.
+        .target(name: "GatehouseTS", swiftSettings: strict),
+        /// Offline and live analysis of a transport stream (what `analyze` prints).
+        .target(name: "GatehouseAnalysis", dependencies: ["GatehouseTS"], swiftSettings: strict),
+
+        // MARK: Adapters over C libraries
+        /// Authenticated encryption, key wrap, KCV, random over OpenSSL libcrypto.
+        .target(name: "GatehouseCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
+        /// EMM model, byte layout, sealing and opening.
+        .target(name: "GatehouseEMM", dependencies: ["GatehouseCrypto", "GatehouseTS"], swiftSettings: strict),
+        /// Storage behind one protocol: SQLite (embedded) and MariaDB.
+        .target(
+            name: "GatehouseStore", dependencies: ["GatehouseCore", "CSQLite", "CMariaDB"], swiftSettings: strict),
+        /// HTTP server over libmicrohttpd, router, bearer-token authentication.
+        .target(name: "GatehouseHTTP", dependencies: ["GatehouseCore", "CMicroHTTPD"], swiftSettings: strict),
+
+        // MARK: Executable
+        /// Subcommand implementations, kept apart from `main` so they can be tested.
+        .target(
+            name: "GatehouseCLI",
+            dependencies: ["GatehouseCore", "GatehouseTS", "GatehouseAnalysis", "GatehouseCrypto", "GatehouseEMM"],
+            swiftSettings: strict),
+        .executableTarget(name: "gatehouse", dependencies: ["GatehouseCLI"], swiftSettings: strict),
+        .executableTarget(
+            name: "GatehouseBench",
+            dependencies: ["GatehouseTS", "GatehouseAnalysis", "GatehouseCrypto", "GatehouseEMM"],
+            path: "bench/GatehouseBench", swiftSettings: strict),
+
+        // MARK: Tests
+        .target(name: "GatehouseTestSupport", dependencies: ["GatehouseCore"], path: "Tests/GatehouseTestSupport",
+            swiftSettings: strict),
+        .testTarget(name: "GatehouseTSTests", dependencies: ["GatehouseTS", "GatehouseTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "GatehouseAnalysisTests",
+            dependencies: ["GatehouseAnalysis", "GatehouseCLI", "GatehouseTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "GatehouseCryptoTests", dependencies: ["GatehouseCrypto", "GatehouseTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "GatehouseEMMTests", dependencies: ["GatehouseEMM", "GatehouseTS", "GatehouseTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "GatehouseStoreTests", dependencies: ["GatehouseStore", "GatehouseTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "GatehouseHTTPTests", dependencies: ["GatehouseHTTP", "GatehouseTestSupport"], swiftSettings: strict),
+    ]
+)
