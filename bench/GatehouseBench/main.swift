@@ -1,1 +1,6 @@
-// placeholder
+import Foundation
+
+// `swift run -c release gatehouse-bench [demux|emm|all]`: the figures quoted in docs/benchmarks.md.
+let which = CommandLine.arguments.dropFirst().first ?? "all"
+if which == "demux" || which == "all" { runDemuxBenchmark() }
+if which == "emm" || which == "all" { runEMMBenchmark() }
