@@ -25,6 +25,8 @@ let package = Package(
         .target(name: "GatehouseCore", swiftSettings: strict),
         /// MPEG-2 transport stream: packets, sections, CRC-32, CAT, RTP, bit-rate meters.
         .target(name: "GatehouseTS", swiftSettings: strict),
+        /// The business vocabulary: validated commands, OSM kinds, the rules applied to them.
+        .target(name: "GatehouseDomain", dependencies: ["GatehouseCore"], swiftSettings: strict),
         /// Offline and live analysis of a transport stream (what `analyze` prints).
         .target(name: "GatehouseAnalysis", dependencies: ["GatehouseTS"], swiftSettings: strict),
 
@@ -65,6 +67,9 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "GatehouseStoreTests", dependencies: ["GatehouseStore", "GatehouseTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "GatehouseDomainTests", dependencies: ["GatehouseDomain", "GatehouseTestSupport"],
+            swiftSettings: strict),
         .testTarget(
             name: "GatehouseHTTPTests", dependencies: ["GatehouseHTTP", "GatehouseTestSupport"], swiftSettings: strict),
     ]
