@@ -118,6 +118,8 @@ public enum SectionError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidLength(Int)
     case crcMismatch
     case payloadTooLarge(size: Int, limit: Int)
+    /// 0xFF is the stuffing value; no section may carry it as table_id.
+    case invalidTableID(UInt8)
 
     public var description: String {
         switch self {
@@ -125,6 +127,7 @@ public enum SectionError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidLength(let length): "section_length \(length) is impossible for this section"
         case .crcMismatch: "section CRC-32 does not match its contents"
         case .payloadTooLarge(let size, let limit): "section payload of \(size) bytes exceeds the limit of \(limit)"
+        case .invalidTableID(let id): "table_id 0x\(String(id, radix: 16, uppercase: true)) is not allowed (0xFF means stuffing)"
         }
     }
 }
