@@ -4,3 +4,4 @@
 #include <openssl/err.h>
 #include <openssl/crypto.h>
 #include <openssl/aes.h>
+#include <openssl/hmac.h>
