@@ -1,0 +1,46 @@
+import Foundation
+import GatehouseCore
+
+/// What the application answers: a status, header fields and the body bytes.
+/// The server adds `Content-Length`, `Date` and `X-Request-Id` itself.
+public struct HTTPResponse: Sendable, Equatable {
+    public var status: HTTPStatus
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+
+    public init(status: HTTPStatus = .ok, headers: HTTPHeaders = [:], body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// A JSON response from bytes the caller already encoded.
+    public static func json(status: HTTPStatus = .ok, bytes: [UInt8], headers: HTTPHeaders = [:]) -> HTTPResponse {
+        var headers = headers
+        headers.set("Content-Type", "application/json")
+        return HTTPResponse(status: status, headers: headers, body: bytes)
+    }
+
+    /// A JSON response encoding `value` with sorted keys (stable output for clients and tests).
+    /// - Throws: `GatehouseError.internal` when the value cannot be encoded (a programming error,
+    ///   answered as a 500 by the router).
+    public static func json<T: Encodable>(_ value: T, status: HTTPStatus = .ok, headers: HTTPHeaders = [:])
+        throws(GatehouseError) -> HTTPResponse
+    {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        do {
+            return json(status: status, bytes: Array(try encoder.encode(value)), headers: headers)
+        } catch {
+            throw GatehouseError(.internal, "cannot encode the response as JSON: \(error)")
+        }
+    }
+
+    /// A plain-text response (metrics, health checks).
+    public static func text(_ text: String, status: HTTPStatus = .ok, contentType: String = "text/plain; charset=utf-8")
+        -> HTTPResponse
+    {
+        HTTPResponse(status: status, headers: ["Content-Type": contentType], body: Array(text.utf8))
+    }
+}

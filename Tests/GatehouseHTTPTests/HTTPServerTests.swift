@@ -1,0 +1,326 @@
+import Foundation
+import GatehouseCore
+import GatehouseHTTP
+import Synchronization
+import Testing
+
+/// The routes most tests use: public health, a parameterised read, a write that echoes JSON.
+private func standardRoutes(_ router: inout Router) {
+    router.get("/healthz", access: .public) { _ in .text("ok\n") }
+    router.get("/devices/{id}/entitlements", access: .requires(.read)) { request in
+        try .json([
+            "device": request.pathParameters["id"] ?? "",
+            "limit": request.query("limit") ?? "",
+            "caller": request.caller?.name ?? "",
+        ])
+    }
+    router.post("/echo", access: .requires(.write)) { request in
+        HTTPResponse.json(status: .accepted, bytes: request.body)
+    }
+    router.get("/boom", access: .public) { _ in
+        throw GatehouseError(.database, "SELECT failed on /var/lib/secret.db")
+    }
+    router.get("/busy", access: .public) { _ in throw GatehouseError(.unavailable, "the database is starting") }
+}
+
+@Suite("HTTP server over real sockets", .serialized)
+struct HTTPServerTests {
+    @Test("routes with parameters, decoded query, caller name; X-Request-Id on every response")
+    func routing() throws {
+        let test = try TestServer(routes: standardRoutes)
+        defer { test.server.shutdown() }
+        let result = try Curl.run([
+            "-i", "-H", "Authorization: Bearer \(TestTokens.reader)",
+            test.url("/devices/stb%2F42/entitlements?limit=10%20x&other=1"),
+        ])
+        #expect(result.status == 200)
+        #expect(result.json?["device"] as? String == "stb/42")
+        #expect(result.json?["limit"] as? String == "10 x")
+        #expect(result.json?["caller"] as? String == "sms-reader")
+        #expect(result.header("Content-Type") == "application/json")
+        #expect(result.header("X-Request-Id")?.count == 32)
+
+        let health = try Curl.run(["-i", "-H", "X-Request-Id: sms-abc.123", test.url("/healthz")])
+        #expect(health.status == 200)
+        #expect(health.body == "ok\n")
+        #expect(health.header("X-Request-Id") == "sms-abc.123")
+
+        let insane = try Curl.run(["-i", "-H", "X-Request-Id: has spaces {and} braces", test.url("/healthz")])
+        #expect(insane.header("X-Request-Id")?.count == 32)
+
+        let head = try Curl.run(["-I", test.url("/healthz")])
+        #expect(head.status == 200)
+        #expect(head.header("Content-Length") == "3")
+    }
+
+    @Test("404 for unknown paths, 405 with Allow for a wrong method, in the JSON error shape")
+    func notFoundAndMethodNotAllowed() throws {
+        let test = try TestServer(routes: standardRoutes)
+        defer { test.server.shutdown() }
+        let missing = try Curl.run(["-i", "-H", "X-Request-Id: req-1", test.url("/nope")])
+        #expect(missing.status == 404)
+        #expect(missing.error?["code"] as? String == "route_not_found")
+        #expect(missing.error?["request_id"] as? String == "req-1")
+        #expect((missing.error?["message"] as? String)?.isEmpty == false)
+        #expect(missing.header("Content-Type") == "application/json")
+
+        let wrongMethod = try Curl.run(["-i", "-X", "DELETE", test.url("/healthz")])
+        #expect(wrongMethod.status == 405)
+        #expect(wrongMethod.header("Allow") == "GET, HEAD")
+        #expect(wrongMethod.error?["code"] as? String == "method_not_allowed")
+    }
+
+    @Test("errors map to statuses; a 500 shows only the request id, the detail goes to the log")
+    func errorMapping() throws {
+        let log = MemorySink()
+        var router = Router(authenticator: nil, logger: Logger(label: "router", sink: log))
+        standardRoutes(&router)
+        let test = try TestServer(handler: router.handler)
+        defer { test.server.shutdown() }
+
+        let boom = try Curl.run(["-i", test.url("/boom")])
+        #expect(boom.status == 500)
+        #expect(boom.error?["code"] as? String == "internal")
+        #expect(!boom.body.contains("SELECT"))
+        let id = try #require(boom.header("X-Request-Id"))
+        #expect(boom.error?["request_id"] as? String == id)
+        #expect(log.lines.contains { $0.contains("SELECT failed") && $0.contains(id) })
+
+        let busy = try Curl.run(["-i", test.url("/busy")])
+        #expect(busy.status == 503)
+        #expect(busy.header("Retry-After") == "5")
+        #expect(busy.error?["code"] as? String == "unavailable")
+        #expect(busy.error?["message"] as? String == "the database is starting")
+    }
+
+    @Test("bearer tokens: 401 with WWW-Authenticate, 403 for a missing scope, 200 with the scope")
+    func authentication() throws {
+        let test = try TestServer(routes: standardRoutes)
+        defer { test.server.shutdown() }
+        let body = #"{"device":"stb-1"}"#
+        let none = try Curl.run(["-i", "-H", "Content-Type: application/json", "--data-binary", body, test.url("/echo")])
+        #expect(none.status == 401)
+        #expect(none.header("WWW-Authenticate")?.hasPrefix("Bearer") == true)
+        #expect(none.error?["code"] as? String == "authentication")
+
+        let wrong = try Curl.run([
+            "-i", "-H", "Authorization: Bearer not-a-token", "--data-binary", body, test.url("/echo"),
+        ])
+        #expect(wrong.status == 401)
+
+        let basic = try Curl.run(["-i", "-u", "user:pass", "--data-binary", body, test.url("/echo")])
+        #expect(basic.status == 401)
+
+        let reader = try Curl.run([
+            "-i", "-H", "Authorization: Bearer \(TestTokens.reader)", "--data-binary", body, test.url("/echo"),
+        ])
+        #expect(reader.status == 403)
+        #expect(reader.error?["code"] as? String == "forbidden")
+
+        let writer = try Curl.run([
+            "-i", "-H", "authorization: bearer \(TestTokens.writer)", "--data-binary", body, test.url("/echo"),
+        ])
+        #expect(writer.status == 202)
+        #expect(writer.body == body)
+    }
+
+    @Test("a 1 MiB body gets 413 without being buffered, and the server keeps serving")
+    func bodyLimit() throws {
+        let test = try TestServer(routes: standardRoutes)
+        defer { test.server.shutdown() }
+        let big = Data(repeating: UInt8(ascii: "a"), count: 1 << 20)
+        let result = try Curl.run([
+            "-i", "-H", "Authorization: Bearer \(TestTokens.writer)", "--data-binary", "@-", test.url("/echo"),
+        ], input: big)
+        #expect(result.status == 413)
+        #expect(result.error?["code"] as? String == "payload_too_large")
+
+        // Chunked: no Content-Length, so the limit trips while the body streams in.
+        let chunked = try Curl.run([
+            "-i", "-H", "Authorization: Bearer \(TestTokens.writer)", "-H", "Transfer-Encoding: chunked",
+            "--data-binary", "@-", test.url("/echo"),
+        ], input: Data(repeating: UInt8(ascii: "b"), count: 200_000))
+        #expect(chunked.status == 413)
+
+        let justUnder = Data(repeating: UInt8(ascii: "c"), count: 65536)
+        let fits = try Curl.run([
+            "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Authorization: Bearer \(TestTokens.writer)",
+            "--data-binary", "@-", test.url("/echo"),
+        ], input: justUnder)
+        #expect(fits.stdout == "202")
+        let log = test.log.lines.filter { $0.contains("\"msg\":\"http.request\"") }
+        #expect(log.contains { $0.contains("\"http.status\":\"413\"") })
+    }
+
+    @Test("keep-alive: several requests share one connection")
+    func keepAlive() throws {
+        let test = try TestServer(routes: standardRoutes)
+        defer { test.server.shutdown() }
+        let url = test.url("/healthz")
+        let result = try Curl.run([
+            "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null", "-w", "%{num_connects} ", url, url, url,
+        ])
+        #expect(result.exitCode == 0)
+        #expect(result.stdout == "1 0 0 ")
+    }
+
+    @Test("50 parallel requests are all answered")
+    func concurrentRequests() throws {
+        let active = Atomic<Int>(0)
+        let peak = Atomic<Int>(0)
+        let test = try TestServer { request in
+            let now = active.add(1, ordering: .relaxed).newValue
+            peak.max(now, ordering: .relaxed)
+            usleep(50_000)
+            active.subtract(1, ordering: .relaxed)
+            return .text(request.path)
+        }
+        defer { test.server.shutdown() }
+        let urls = (0..<50).map { test.url("/r/\($0)") }
+        let result = try Curl.run(
+            ["--parallel", "--parallel-max", "50", "-w", "%{http_code}\n"] + urls.flatMap { ["-o", "/dev/null", $0] })
+        let codes = result.stdout.split(separator: "\n")
+        #expect(codes.count == 50)
+        #expect(codes.allSatisfy { $0 == "200" })
+        #expect(peak.load(ordering: .relaxed) > 1)
+        #expect(test.log.lines.filter { $0.contains("\"msg\":\"http.request\"") }.count == 50)
+    }
+
+    @Test("at the connection limit new clients wait in the backlog until a slot frees")
+    func connectionLimit() throws {
+        var configuration = TestServer.defaultConfiguration()
+        configuration.threadCount = 1
+        configuration.connectionLimit = 2
+        let test = try TestServer(configuration: configuration, routes: standardRoutes)
+        defer { test.server.shutdown() }
+        let port = test.server.boundAddress!.port
+        var holders = [try IdleConnection(port: port), try IdleConnection(port: port)]
+        usleep(200_000)  // let MHD accept both
+        let blocked = try Curl.run(["--max-time", "1", "-o", "/dev/null", "-w", "%{http_code}", test.url("/healthz")])
+        #expect(blocked.exitCode != 0)
+
+        let waiting = try Curl.start(["-o", "/dev/null", "-w", "%{http_code}", test.url("/healthz")])
+        usleep(200_000)
+        holders.removeFirst()  // closes one connection: the waiting client gets its slot
+        let answered = waiting.wait()
+        #expect(answered.stdout == "200")
+        _ = holders
+    }
+
+    @Test("IPv6 loopback")
+    func ipv6() throws {
+        let test = try TestServer(configuration: TestServer.defaultConfiguration(host: "::1"), routes: standardRoutes)
+        defer { test.server.shutdown() }
+        #expect(test.baseURL.hasPrefix("http://[::1]:"))
+        let result = try Curl.run(["-i", test.url("/healthz")])
+        #expect(result.status == 200)
+        #expect(test.log.lines.contains { $0.contains("\"http.remote\":\"::1\"") })
+    }
+
+    @Test("shutdown lets a request in flight finish, then refuses connections")
+    func gracefulShutdown() throws {
+        let entered = DispatchSemaphore(value: 0)
+        let test = try TestServer { _ in
+            entered.signal()
+            usleep(500_000)
+            return .text("finished")
+        }
+        let inFlight = try Curl.start(["-i", test.url("/slow")])
+        #expect(entered.wait(timeout: .now() + 10) == .success)
+        let url = test.url("/after")
+        test.server.shutdown()
+        let result = inFlight.wait()
+        #expect(result.status == 200)
+        #expect(result.body == "finished")
+        #expect(result.header("Connection")?.lowercased() == "close")
+        #expect(!test.server.isRunning)
+        let refused = try Curl.run(["--max-time", "2", url])
+        #expect(refused.exitCode == 7)  // couldn't connect
+        test.server.shutdown()  // idempotent
+    }
+
+    @Test("run() serves until its task is cancelled")
+    func runUntilCancelled() async throws {
+        let log = MemorySink()
+        let server = HTTPServer(configuration: TestServer.defaultConfiguration(),
+            logger: Logger(label: "t", sink: log)) { _ in .text("ok") }
+        let task = Task { try await server.run() }
+        var waited = 0
+        while server.boundAddress == nil && waited < 200 {
+            try await Task.sleep(for: .milliseconds(10))
+            waited += 1
+        }
+        let address = try #require(server.boundAddress)
+        let result = try Curl.run(["http://\(address)/"])
+        #expect(result.stdout == "ok")
+        task.cancel()
+        try await task.value
+        #expect(!server.isRunning)
+    }
+
+    @Test("the access log has one line per request and never headers, query strings or bodies")
+    func accessLogHasNoSecrets() throws {
+        let test = try TestServer(routes: standardRoutes)
+        defer { test.server.shutdown() }
+        _ = try Curl.run([
+            "-H", "Authorization: Bearer \(TestTokens.writer)", "-H", "X-Device-Key: 00112233445566778899aabbccddeeff",
+            "--data-binary", #"{"aes_key":"deadbeefcafebabe0123456789abcdef"}"#, test.url("/echo?token=query-secret"),
+        ])
+        let lines = test.log.lines
+        let access = lines.filter { $0.contains("\"msg\":\"http.request\"") }
+        #expect(access.count == 1)
+        let line = try #require(access.first)
+        for field in ["http.method", "http.path", "http.status", "http.duration_ms", "http.request_id", "http.request_bytes",
+            "http.response_bytes"]
+        {
+            #expect(line.contains("\"\(field)\":"))
+        }
+        #expect(line.contains("\"http.path\":\"/echo\""))
+        for secret in [TestTokens.writer, "00112233445566778899aabbccddeeff", "deadbeefcafebabe", "query-secret"] {
+            #expect(!lines.contains { $0.contains(secret) }, "log leaks \(secret)")
+        }
+    }
+
+    @Test("HTTPS with a self-signed certificate")
+    func tls() throws {
+        try #require(HTTPServerConfiguration.isTLSAvailable)
+        let directory = try TemporaryDirectory()
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+            "-keyout", directory.path + "/key.pem", "-out", directory.path + "/cert.pem",
+        ]
+        openssl.standardOutput = FileHandle.nullDevice
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        try #require(openssl.terminationStatus == 0)
+
+        var configuration = TestServer.defaultConfiguration()
+        configuration.tls = try .files(certificate: directory.path + "/cert.pem", privateKey: directory.path + "/key.pem")
+        let test = try TestServer(configuration: configuration, routes: standardRoutes)
+        defer { test.server.shutdown() }
+        #expect(test.baseURL.hasPrefix("https://"))
+        let result = try Curl.run(["-k", "-i", test.url("/healthz")])
+        #expect(result.status == 200)
+        #expect(result.body == "ok\n")
+        let plain = try Curl.run(["--max-time", "3", "http://\(test.server.boundAddress!)/healthz"])
+        #expect(plain.exitCode != 0)
+    }
+
+    @Test("a port in use fails start with an io error that says why")
+    func addressInUse() throws {
+        let first = try TestServer(routes: standardRoutes)
+        defer { first.server.shutdown() }
+        let taken = first.server.boundAddress!
+        let second = HTTPServer(configuration: HTTPServerConfiguration(address: taken), logger: .disabled) { _ in .text("") }
+        #expect(throws: GatehouseError.self) { try second.start() }
+        do {
+            try second.start()
+        } catch {
+            #expect(error.code == .io)
+            #expect(error.message.contains(taken.description))
+        }
+    }
+}
