@@ -70,6 +70,7 @@ public protocol SQLDatabase: Sendable {
 
     /// Lends a writer connection in autocommit mode: each statement commits on its own.
     /// On MariaDB a statement that finds the connection lost reconnects and runs again once.
+    @discardableResult
     func withConnection<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) throws -> T) async throws -> T
 
     /// Runs `body` in a write transaction: commits when it returns, rolls back when it
@@ -78,6 +79,7 @@ public protocol SQLDatabase: Sendable {
     /// - Throws: what `body` throws, or a `GatehouseError` from BEGIN/COMMIT. A lost MariaDB
     ///   connection inside a transaction throws `.unavailable`: the server rolled back, the
     ///   caller may retry the whole transaction.
+    @discardableResult
     func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) throws -> T) async throws -> T
 
     /// Runs `body` in a read-only transaction (one consistent snapshot). SQLite uses a

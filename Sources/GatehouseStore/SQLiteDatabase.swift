@@ -69,11 +69,15 @@ public final class SQLiteDatabase: SQLDatabase {
         return SQLiteDatabase(configuration: configuration, writer: writerPool, readers: readerPool, logger: logger)
     }
 
+    @discardableResult
+
     public func withConnection<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) throws -> T)
         async throws -> T
     {
         try await writer.withConnection { connection in try body(connection) }
     }
+
+    @discardableResult
 
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) throws -> T)
         async throws -> T
