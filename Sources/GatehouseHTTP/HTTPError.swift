@@ -26,9 +26,10 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
     public var field: String?
     public var headers: HTTPHeaders
 
-    public init(_ status: HTTPStatus, code: GatehouseError.Code, message: String, field: String? = nil,
-        headers: HTTPHeaders = [:])
-    {
+    public init(
+        _ status: HTTPStatus, code: GatehouseError.Code, message: String, field: String? = nil,
+        headers: HTTPHeaders = [:]
+    ) {
         self.status = status
         self.code = code
         self.message = message
@@ -43,7 +44,8 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// A 400 (no field: the request is malformed) or 422 (a named field has a bad value).
     public static func invalidInput(_ message: String, field: String? = nil) -> HTTPError {
-        HTTPError(field == nil ? .badRequest : .unprocessableContent, code: .invalidInput, message: message,
+        HTTPError(
+            field == nil ? .badRequest : .unprocessableContent, code: .invalidInput, message: message,
             field: field)
     }
 
@@ -53,30 +55,38 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// A 503 with `Retry-After`.
     public static func unavailable(_ message: String, retryAfterSeconds: Int = defaultRetryAfterSeconds) -> HTTPError {
-        HTTPError(.serviceUnavailable, code: .unavailable, message: message,
+        HTTPError(
+            .serviceUnavailable, code: .unavailable, message: message,
             headers: ["Retry-After": String(retryAfterSeconds)])
     }
 
     /// The 401 every authentication failure gets; one message, so it tells an attacker
     /// nothing about which tokens exist.
-    public static let unauthenticated = HTTPError(.unauthorized, code: .authentication,
+    public static let unauthenticated = HTTPError(
+        .unauthorized, code: .authentication,
         message: "send a valid API token as 'Authorization: Bearer <token>'",
         headers: ["WWW-Authenticate": "Bearer realm=\"gatehouse\""])
 
     /// A 403 naming the scope the route needs.
     public static func forbidden(scope: Scope) -> HTTPError {
-        HTTPError(.forbidden, code: .forbidden, message: "this token lacks the '\(scope.rawValue)' scope",
-            headers: ["WWW-Authenticate": "Bearer realm=\"gatehouse\", error=\"insufficient_scope\", scope=\"\(scope.rawValue)\""])
+        HTTPError(
+            .forbidden, code: .forbidden, message: "this token lacks the '\(scope.rawValue)' scope",
+            headers: [
+                "WWW-Authenticate":
+                    "Bearer realm=\"gatehouse\", error=\"insufficient_scope\", scope=\"\(scope.rawValue)\""
+            ])
     }
 
     /// The 413 for a body over `limit` bytes.
     public static func payloadTooLarge(limit: Int) -> HTTPError {
-        HTTPError(.payloadTooLarge, code: .payloadTooLarge,
+        HTTPError(
+            .payloadTooLarge, code: .payloadTooLarge,
             message: "the request body is larger than the limit of \(limit) bytes")
     }
 
     /// The answer to an error we did not expect: a 500 that says only to quote the request id.
-    public static let internalError = HTTPError(.internalServerError, code: .internal,
+    public static let internalError = HTTPError(
+        .internalServerError, code: .internal,
         message: "internal error; the request id identifies the details in the server log")
 
     /// Maps any error to what the caller sees, in one place:

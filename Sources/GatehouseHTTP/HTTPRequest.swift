@@ -22,9 +22,10 @@ public struct HTTPRequest: Sendable {
     /// Who called, when the matched route required a token (set by `Router`).
     public var caller: AuthenticatedCaller?
 
-    public init(method: HTTPMethod, target: String, headers: HTTPHeaders = [:], body: [UInt8] = [],
-        remoteAddress: String? = nil, requestID: String = RequestID.generate())
-    {
+    public init(
+        method: HTTPMethod, target: String, headers: HTTPHeaders = [:], body: [UInt8] = [],
+        remoteAddress: String? = nil, requestID: String = RequestID.generate()
+    ) {
         let parsed = RequestTarget(raw: target)
         self.method = method
         self.path = parsed.rawPath
@@ -55,7 +56,8 @@ public struct HTTPRequest: Sendable {
         if let contentType = headers["Content-Type"]?.lowercased(),
             !(contentType.hasPrefix("application/json") || contentType.contains("+json"))
         {
-            throw HTTPError(.unsupportedMediaType, code: .unsupportedMediaType,
+            throw HTTPError(
+                .unsupportedMediaType, code: .unsupportedMediaType,
                 message: "send the body as application/json")
         }
         do {
@@ -84,10 +86,12 @@ extension HTTPError {
             let field = fieldPath(context.codingPath + [key])
             self.init(.unprocessableContent, code: .invalidInput, message: "a required field is missing", field: field)
         case .typeMismatch(_, let context), .valueNotFound(_, let context):
-            self.init(.unprocessableContent, code: .invalidInput, message: "a field has the wrong type",
+            self.init(
+                .unprocessableContent, code: .invalidInput, message: "a field has the wrong type",
                 field: fieldPath(context.codingPath))
         case .dataCorrupted(let context) where !context.codingPath.isEmpty:
-            self.init(.unprocessableContent, code: .invalidInput, message: "a field has an invalid value",
+            self.init(
+                .unprocessableContent, code: .invalidInput, message: "a field has an invalid value",
                 field: fieldPath(context.codingPath))
         default:
             self.init(.badRequest, code: .invalidInput, message: "the body is not valid JSON")

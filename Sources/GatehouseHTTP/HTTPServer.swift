@@ -41,9 +41,10 @@ public final class HTTPServer: Sendable {
     /// Prepares a server; nothing is opened until `start()` or `run()`.
     /// - Parameter handler: runs on libmicrohttpd's threads for every request whose body
     ///   is within the limit; usually `Router.handler`.
-    public init(configuration: HTTPServerConfiguration, logger: Logger,
-        handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse)
-    {
+    public init(
+        configuration: HTTPServerConfiguration, logger: Logger,
+        handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse
+    ) {
         self.configuration = configuration
         self.context = ServerContext(configuration: configuration, logger: logger, handler: handler)
     }
@@ -55,15 +56,19 @@ public final class HTTPServer: Sendable {
     public func start() throws(GatehouseError) {
         try state.withLock { (state: inout State) throws(GatehouseError) in
             guard case .idle = state.phase else {
-                throw GatehouseError(.invalidInput, "the HTTP server was already started")
+                throw GatehouseError(
+                    .invalidInput,
+                    "the HTTP server was already started (a server starts once; make a new one to restart)")
             }
             let daemon = try MHDDaemon.make(context: context)
             let bound = HTTPServerAddress(host: configuration.address.host, port: daemon.port)
             state.phase = .running(daemon, bound)
-            context.logger.notice("http.listening", [
-                "http.address": bound.description, "http.tls": configuration.tls == nil ? "false" : "true",
-                "http.threads": String(configuration.threadCount),
-            ])
+            context.logger.notice(
+                "http.listening",
+                [
+                    "http.address": bound.description, "http.tls": configuration.tls == nil ? "false" : "true",
+                    "http.threads": String(configuration.threadCount),
+                ])
         }
     }
 

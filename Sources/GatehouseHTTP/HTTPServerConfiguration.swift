@@ -71,7 +71,8 @@ public struct HTTPServerConfiguration: Sendable {
         /// - Throws: `GatehouseError.configuration`.
         public static func files(certificate: String, privateKey: String) throws(GatehouseError) -> TLS {
             func read(_ path: String, _ what: String) throws(GatehouseError) -> String {
-                guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+                guard let data = FileManager.default.contents(atPath: path),
+                    let text = String(data: data, encoding: .utf8)
                 else { throw GatehouseError(.configuration, "cannot read the TLS \(what) file \(path)") }
                 return text
             }
@@ -111,14 +112,19 @@ public struct HTTPServerConfiguration: Sendable {
     public static func load(from source: ConfigSource) throws(GatehouseError) -> HTTPServerConfiguration {
         var configuration = HTTPServerConfiguration()
         do {
-            configuration.address = try HTTPServerAddress.parse(source.string("GATEHOUSE_HTTP_ADDR", default: "127.0.0.1:8080"))
-            configuration.maximumBodySize = try source.int("GATEHOUSE_HTTP_MAX_BODY_BYTES", default: 65536,
+            configuration.address = try HTTPServerAddress.parse(
+                source.string("GATEHOUSE_HTTP_ADDR", default: "127.0.0.1:8080"))
+            configuration.maximumBodySize = try source.int(
+                "GATEHOUSE_HTTP_MAX_BODY_BYTES", default: 65536,
                 in: 1...(64 << 20))
-            configuration.connectionLimit = try source.int("GATEHOUSE_HTTP_CONNECTION_LIMIT", default: 256,
+            configuration.connectionLimit = try source.int(
+                "GATEHOUSE_HTTP_CONNECTION_LIMIT", default: 256,
                 in: 1...65536)
-            configuration.connectionTimeoutSeconds = try source.int("GATEHOUSE_HTTP_TIMEOUT", default: 30,
+            configuration.connectionTimeoutSeconds = try source.int(
+                "GATEHOUSE_HTTP_TIMEOUT", default: 30,
                 in: 0...86400)
-            configuration.threadCount = try source.int("GATEHOUSE_HTTP_THREADS",
+            configuration.threadCount = try source.int(
+                "GATEHOUSE_HTTP_THREADS",
                 default: ProcessInfo.processInfo.activeProcessorCount, in: 1...256)
             configuration.shutdownGracePeriodSeconds = try source.seconds("GATEHOUSE_HTTP_SHUTDOWN_GRACE", default: 5)
         } catch let error as GatehouseError {
@@ -130,7 +136,8 @@ public struct HTTPServerConfiguration: Sendable {
         case (nil, nil): break
         case (let certificate?, let key?): configuration.tls = try .files(certificate: certificate, privateKey: key)
         default:
-            throw GatehouseError(.configuration, "GATEHOUSE_HTTP_TLS_CERT and GATEHOUSE_HTTP_TLS_KEY must be set together")
+            throw GatehouseError(
+                .configuration, "GATEHOUSE_HTTP_TLS_CERT and GATEHOUSE_HTTP_TLS_KEY must be set together")
         }
         try configuration.validate()
         return configuration
@@ -145,22 +152,29 @@ public struct HTTPServerConfiguration: Sendable {
         guard maximumBodySize >= 1 else {
             throw GatehouseError(.configuration, "GATEHOUSE_HTTP_MAX_BODY_BYTES must be at least 1")
         }
-        guard threadCount >= 1 else { throw GatehouseError(.configuration, "GATEHOUSE_HTTP_THREADS must be at least 1") }
+        guard threadCount >= 1 else {
+            throw GatehouseError(.configuration, "GATEHOUSE_HTTP_THREADS must be at least 1")
+        }
         // MHD splits the limit between the threads; each needs at least one connection.
         guard connectionLimit >= threadCount else {
-            throw GatehouseError(.configuration,
-                "GATEHOUSE_HTTP_CONNECTION_LIMIT=\(connectionLimit) must be at least GATEHOUSE_HTTP_THREADS=\(threadCount)")
+            throw GatehouseError(
+                .configuration,
+                "GATEHOUSE_HTTP_CONNECTION_LIMIT=\(connectionLimit) must be at least "
+                    + "GATEHOUSE_HTTP_THREADS=\(threadCount)")
         }
         guard connectionTimeoutSeconds >= 0 else {
             throw GatehouseError(.configuration, "GATEHOUSE_HTTP_TIMEOUT must be zero (no timeout) or more")
         }
         if let tls {
             guard Self.isTLSAvailable else {
-                throw GatehouseError(.configuration,
-                    "GATEHOUSE_HTTP_TLS_CERT is set but this libmicrohttpd was built without TLS; terminate TLS in a proxy")
+                throw GatehouseError(
+                    .configuration,
+                    "GATEHOUSE_HTTP_TLS_CERT is set but this libmicrohttpd was built without TLS; "
+                        + "terminate TLS in a proxy")
             }
             guard tls.certificatePEM.contains("-----BEGIN"), tls.privateKeyPEM.contains("-----BEGIN") else {
-                throw GatehouseError(.configuration, "GATEHOUSE_HTTP_TLS_CERT/GATEHOUSE_HTTP_TLS_KEY: expected PEM text")
+                throw GatehouseError(
+                    .configuration, "GATEHOUSE_HTTP_TLS_CERT/GATEHOUSE_HTTP_TLS_KEY: expected PEM text")
             }
         }
     }

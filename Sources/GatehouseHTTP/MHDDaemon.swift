@@ -17,7 +17,10 @@ final class ServerContext: Sendable {
     /// The last message libmicrohttpd logged, to explain a failed start.
     let lastDaemonMessage = Mutex<String?>(nil)
 
-    init(configuration: HTTPServerConfiguration, logger: Logger, handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse) {
+    init(
+        configuration: HTTPServerConfiguration, logger: Logger,
+        handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse
+    ) {
         self.configuration = configuration
         self.logger = logger
         self.handler = handler
@@ -81,9 +84,11 @@ final class MHDDaemon: Sendable {
         try configuration.validate()
         let address = configuration.address
 
-        var flags = MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue | MHD_USE_ITC.rawValue
+        var flags =
+            MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue | MHD_USE_ITC.rawValue
             | MHD_USE_ERROR_LOG.rawValue
-        if address.isIPv6 { flags |= MHD_USE_IPv6.rawValue }
+        // `[::]` means every address, IPv4 included (dual stack); a specific IPv6 address is IPv6 only.
+        if address.isIPv6 { flags |= (address.host == "::" ? MHD_USE_DUAL_STACK : MHD_USE_IPv6).rawValue }
         if configuration.tls != nil { flags |= MHD_USE_TLS.rawValue }
 
         var storage = sockaddr_storage()
@@ -110,26 +115,36 @@ final class MHDDaemon: Sendable {
             certificate.withUnsafeMutableBufferPointer { certificatePointer in
                 key.withUnsafeMutableBufferPointer { keyPointer in
                     var options: [MHD_OptionItem] = [
-                        MHD_OptionItem(option: .CONNECTION_LIMIT, value: configuration.connectionLimit,
+                        MHD_OptionItem(
+                            option: .CONNECTION_LIMIT, value: configuration.connectionLimit,
                             ptr_value: nil),
-                        MHD_OptionItem(option: .CONNECTION_TIMEOUT,
+                        MHD_OptionItem(
+                            option: .CONNECTION_TIMEOUT,
                             value: configuration.connectionTimeoutSeconds, ptr_value: nil),
-                        MHD_OptionItem(option: .SOCK_ADDR, value: 0,
+                        MHD_OptionItem(
+                            option: .SOCK_ADDR, value: 0,
                             ptr_value: UnsafeMutableRawPointer(storagePointer)),
                     ]
                     if configuration.threadCount > 1 {
-                        options.append(MHD_OptionItem(option: .THREAD_POOL_SIZE,
-                            value: configuration.threadCount, ptr_value: nil))
+                        options.append(
+                            MHD_OptionItem(
+                                option: .THREAD_POOL_SIZE,
+                                value: configuration.threadCount, ptr_value: nil))
                     }
                     if configuration.tls != nil {
-                        options.append(MHD_OptionItem(option: .HTTPS_MEM_KEY, value: 0,
-                            ptr_value: UnsafeMutableRawPointer(keyPointer.baseAddress!)))
-                        options.append(MHD_OptionItem(option: .HTTPS_MEM_CERT, value: 0,
-                            ptr_value: UnsafeMutableRawPointer(certificatePointer.baseAddress!)))
+                        options.append(
+                            MHD_OptionItem(
+                                option: .HTTPS_MEM_KEY, value: 0,
+                                ptr_value: UnsafeMutableRawPointer(keyPointer.baseAddress!)))
+                        options.append(
+                            MHD_OptionItem(
+                                option: .HTTPS_MEM_CERT, value: 0,
+                                ptr_value: UnsafeMutableRawPointer(certificatePointer.baseAddress!)))
                     }
                     options.append(MHD_OptionItem(option: .END, value: 0, ptr_value: nil))
                     return options.withUnsafeMutableBufferPointer { optionsPointer in
-                        gatehouse_mhd_start(flags, mhdAccessHandler, mhdRequestCompleted, mhdURICallback, mhdLog,
+                        gatehouse_mhd_start(
+                            flags, mhdAccessHandler, mhdRequestCompleted, mhdURICallback, mhdLog,
                             unmanagedContext, optionsPointer.baseAddress)
                     }
                 }
@@ -205,7 +220,8 @@ private func mhdAccessHandler(
                 // Answer before reading the body: MHD discards it and closes the connection,
                 // and a client that sent `Expect: 100-continue` never uploads it at all.
                 state.isTooLarge = true
-                return queue(HTTPError.payloadTooLarge(limit: limit).response(requestID: state.requestID),
+                return queue(
+                    HTTPError.payloadTooLarge(limit: limit).response(requestID: state.requestID),
                     connection, state, context)
             }
             state.body.reserveCapacity(length)
@@ -233,14 +249,16 @@ private func mhdAccessHandler(
     }
 
     if state.isTooLarge {
-        return queue(HTTPError.payloadTooLarge(limit: limit).response(requestID: state.requestID), connection, state,
+        return queue(
+            HTTPError.payloadTooLarge(limit: limit).response(requestID: state.requestID), connection, state,
             context)
     }
     var headers = HTTPHeaders()
     withUnsafeMutablePointer(to: &headers) { pointer in
         _ = MHD_get_connection_values(connection, .HEADER_KIND, collectHeader, UnsafeMutableRawPointer(pointer))
     }
-    let request = HTTPRequest(method: HTTPMethod(state.method), target: state.target, headers: headers,
+    let request = HTTPRequest(
+        method: HTTPMethod(state.method), target: state.target, headers: headers,
         body: state.body, remoteAddress: state.remoteAddress, requestID: state.requestID)
     state.body = []
     let response = context.handler(request)
@@ -250,7 +268,8 @@ private func mhdAccessHandler(
 /// Called when a request ends, however it ends; releases the request state and writes
 /// the access log line.
 private func mhdRequestCompleted(
-    _ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?, _ conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+    _ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?,
+    _ conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
     _ termination: MHD_RequestTerminationCode
 ) {
     guard let cls, let conCls, let raw = conCls.pointee else { return }
@@ -302,7 +321,8 @@ private func collectHeader(
     _ cls: UnsafeMutableRawPointer?, _ kind: MHD_ValueKind, _ key: UnsafePointer<CChar>?, _ value: UnsafePointer<CChar>?
 ) -> MHD_Result {
     guard let cls, let key else { return .YES }
-    cls.assumingMemoryBound(to: HTTPHeaders.self).pointee.add(String(cString: key), value.map { String(cString: $0) } ?? "")
+    cls.assumingMemoryBound(to: HTTPHeaders.self).pointee.add(
+        String(cString: key), value.map { String(cString: $0) } ?? "")
     return .YES
 }
 
@@ -317,9 +337,10 @@ private func clientAddress(_ connection: OpaquePointer) -> String? {
 }
 
 /// Hands `response` to MHD (which copies the body) with `X-Request-Id`.
-private func queue(_ response: HTTPResponse, _ connection: OpaquePointer, _ state: RequestState,
-    _ context: ServerContext) -> MHD_Result
-{
+private func queue(
+    _ response: HTTPResponse, _ connection: OpaquePointer, _ state: RequestState,
+    _ context: ServerContext
+) -> MHD_Result {
     var body = response.body
     if body.isEmpty { body = [0] }  // a valid pointer for MHD; the size passed below is still 0
     let size = response.body.count

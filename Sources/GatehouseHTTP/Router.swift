@@ -79,6 +79,19 @@ public struct Router: Sendable {
         add(.delete, pattern, access: access, handler)
     }
 
+    /// Adds a route whose handler is async (it awaits the store or the bus).
+    ///
+    /// The libmicrohttpd worker thread blocks while a `Task` runs the handler. That is safe
+    /// because these are libmicrohttpd's own threads, never the cooperative pool's, and
+    /// the handler never needs a libmicrohttpd thread to finish; the cost is one worker
+    /// held per request in flight, exactly as for a blocking synchronous handler.
+    public mutating func add(
+        _ method: HTTPMethod, _ pattern: String, access: Access,
+        _ handler: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse
+    ) {
+        add(method, pattern, access: access) { request in try AsyncBridge.wait { try await handler(request) } }
+    }
+
     /// The router as the server's handler.
     public var handler: @Sendable (HTTPRequest) -> HTTPResponse {
         let router = self
@@ -94,18 +107,24 @@ public struct Router: Sendable {
                 .response(requestID: request.requestID)
         }
         let lookup = request.method == .head ? HTTPMethod.get : request.method
-        guard let (route, parameters) = candidates.filter({ $0.0.method == lookup }).min(by: { isMoreSpecific($0.0, $1.0) })
+        guard
+            let (route, parameters) = candidates.filter({ $0.0.method == lookup }).min(by: {
+                isMoreSpecific($0.0, $1.0)
+            })
         else {
             var allowed = Set(candidates.map(\.0.method.rawValue))
             if allowed.contains("GET") { allowed.insert("HEAD") }
             let allow = allowed.sorted().joined(separator: ", ")
-            return HTTPError(.methodNotAllowed, code: .methodNotAllowed,
-                message: "\(request.method.rawValue) is not allowed here; use \(allow)", headers: ["Allow": allow])
-                .response(requestID: request.requestID)
+            return HTTPError(
+                .methodNotAllowed, code: .methodNotAllowed,
+                message: "\(request.method.rawValue) is not allowed here; use \(allow)", headers: ["Allow": allow]
+            )
+            .response(requestID: request.requestID)
         }
         request.pathParameters = parameters
         if case .requires(let scope) = route.access {
-            guard let token = Router.bearerToken(request.headers), let caller = authenticator?.authenticate(token: token)
+            guard let token = Router.bearerToken(request.headers),
+                let caller = authenticator?.authenticate(token: token)
             else {
                 return HTTPError.unauthenticated.response(requestID: request.requestID)
             }
@@ -120,10 +139,12 @@ public struct Router: Sendable {
             let mapped = HTTPError(mapping: error)
             if mapped.isInternal {
                 // The detail may name internals (SQL, file paths): log only, never answer it.
-                logger.error("http.handler_failed", [
-                    "http.request_id": request.requestID, "http.route": route.pattern,
-                    "error": String(describing: error),
-                ])
+                logger.error(
+                    "http.handler_failed",
+                    [
+                        "http.request_id": request.requestID, "http.route": route.pattern,
+                        "error": String(describing: error),
+                    ])
             }
             return mapped.response(requestID: request.requestID)
         }

@@ -98,7 +98,9 @@ struct HTTPServerTests {
         let test = try TestServer(routes: standardRoutes)
         defer { test.server.shutdown() }
         let body = #"{"device":"stb-1"}"#
-        let none = try Curl.run(["-i", "-H", "Content-Type: application/json", "--data-binary", body, test.url("/echo")])
+        let none = try Curl.run([
+            "-i", "-H", "Content-Type: application/json", "--data-binary", body, test.url("/echo"),
+        ])
         #expect(none.status == 401)
         #expect(none.header("WWW-Authenticate")?.hasPrefix("Bearer") == true)
         #expect(none.error?["code"] as? String == "authentication")
@@ -129,24 +131,27 @@ struct HTTPServerTests {
         let test = try TestServer(routes: standardRoutes)
         defer { test.server.shutdown() }
         let big = Data(repeating: UInt8(ascii: "a"), count: 1 << 20)
-        let result = try Curl.run([
-            "-i", "-H", "Authorization: Bearer \(TestTokens.writer)", "--data-binary", "@-", test.url("/echo"),
-        ], input: big)
+        let result = try Curl.run(
+            [
+                "-i", "-H", "Authorization: Bearer \(TestTokens.writer)", "--data-binary", "@-", test.url("/echo"),
+            ], input: big)
         #expect(result.status == 413)
         #expect(result.error?["code"] as? String == "payload_too_large")
 
         // Chunked: no Content-Length, so the limit trips while the body streams in.
-        let chunked = try Curl.run([
-            "-i", "-H", "Authorization: Bearer \(TestTokens.writer)", "-H", "Transfer-Encoding: chunked",
-            "--data-binary", "@-", test.url("/echo"),
-        ], input: Data(repeating: UInt8(ascii: "b"), count: 200_000))
+        let chunked = try Curl.run(
+            [
+                "-i", "-H", "Authorization: Bearer \(TestTokens.writer)", "-H", "Transfer-Encoding: chunked",
+                "--data-binary", "@-", test.url("/echo"),
+            ], input: Data(repeating: UInt8(ascii: "b"), count: 200_000))
         #expect(chunked.status == 413)
 
         let justUnder = Data(repeating: UInt8(ascii: "c"), count: 65536)
-        let fits = try Curl.run([
-            "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Authorization: Bearer \(TestTokens.writer)",
-            "--data-binary", "@-", test.url("/echo"),
-        ], input: justUnder)
+        let fits = try Curl.run(
+            [
+                "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Authorization: Bearer \(TestTokens.writer)",
+                "--data-binary", "@-", test.url("/echo"),
+            ], input: justUnder)
         #expect(fits.stdout == "202")
         let log = test.log.lines.filter { $0.contains("\"msg\":\"http.request\"") }
         #expect(log.contains { $0.contains("\"http.status\":\"413\"") })
@@ -184,6 +189,30 @@ struct HTTPServerTests {
         #expect(codes.allSatisfy { $0 == "200" })
         #expect(peak.load(ordering: .relaxed) > 1)
         #expect(test.log.lines.filter { $0.contains("\"msg\":\"http.request\"") }.count == 50)
+    }
+
+    @Test("async handlers run in a Task while the worker thread waits; their errors map as usual")
+    func asyncHandlers() throws {
+        let test = try TestServer { router in
+            router.add(.get, "/async/{n}", access: .public) { request async throws in
+                try await Task.sleep(for: .milliseconds(20))
+                return .text("n=\(request.pathParameters["n"]!)")
+            }
+            router.add(.get, "/async-missing", access: .public) { _ async throws -> HTTPResponse in
+                await Task.yield()
+                throw GatehouseError(.notFound, "no such device")
+            }
+        }
+        defer { test.server.shutdown() }
+        let one = try Curl.run([test.url("/async/7")])
+        #expect(one.stdout == "n=7")
+        let missing = try Curl.run(["-i", test.url("/async-missing")])
+        #expect(missing.status == 404)
+        #expect(missing.error?["message"] as? String == "no such device")
+        let urls = (0..<20).map { test.url("/async/\($0)") }
+        let many = try Curl.run(
+            ["--parallel", "--parallel-max", "20", "-w", "%{http_code}\n"] + urls.flatMap { ["-o", "/dev/null", $0] })
+        #expect(many.stdout.split(separator: "\n").filter { $0 == "200" }.count == 20)
     }
 
     @Test("at the connection limit new clients wait in the backlog until a slot frees")
@@ -242,8 +271,10 @@ struct HTTPServerTests {
     @Test("run() serves until its task is cancelled")
     func runUntilCancelled() async throws {
         let log = MemorySink()
-        let server = HTTPServer(configuration: TestServer.defaultConfiguration(),
-            logger: Logger(label: "t", sink: log)) { _ in .text("ok") }
+        let server = HTTPServer(
+            configuration: TestServer.defaultConfiguration(),
+            logger: Logger(label: "t", sink: log)
+        ) { _ in .text("ok") }
         let task = Task { try await server.run() }
         var waited = 0
         while server.boundAddress == nil && waited < 200 {
@@ -270,9 +301,10 @@ struct HTTPServerTests {
         let access = lines.filter { $0.contains("\"msg\":\"http.request\"") }
         #expect(access.count == 1)
         let line = try #require(access.first)
-        for field in ["http.method", "http.path", "http.status", "http.duration_ms", "http.request_id", "http.request_bytes",
-            "http.response_bytes"]
-        {
+        for field in [
+            "http.method", "http.path", "http.status", "http.duration_ms", "http.request_id", "http.request_bytes",
+            "http.response_bytes",
+        ] {
             #expect(line.contains("\"\(field)\":"))
         }
         #expect(line.contains("\"http.path\":\"/echo\""))
@@ -298,7 +330,8 @@ struct HTTPServerTests {
         try #require(openssl.terminationStatus == 0)
 
         var configuration = TestServer.defaultConfiguration()
-        configuration.tls = try .files(certificate: directory.path + "/cert.pem", privateKey: directory.path + "/key.pem")
+        configuration.tls = try .files(
+            certificate: directory.path + "/cert.pem", privateKey: directory.path + "/key.pem")
         let test = try TestServer(configuration: configuration, routes: standardRoutes)
         defer { test.server.shutdown() }
         #expect(test.baseURL.hasPrefix("https://"))
@@ -314,7 +347,9 @@ struct HTTPServerTests {
         let first = try TestServer(routes: standardRoutes)
         defer { first.server.shutdown() }
         let taken = first.server.boundAddress!
-        let second = HTTPServer(configuration: HTTPServerConfiguration(address: taken), logger: .disabled) { _ in .text("") }
+        let second = HTTPServer(configuration: HTTPServerConfiguration(address: taken), logger: .disabled) { _ in
+            .text("")
+        }
         #expect(throws: GatehouseError.self) { try second.start() }
         do {
             try second.start()

@@ -73,7 +73,8 @@ struct HTTPUnitTests {
 
         let body = HTTPError.invalidInput("bad \"quote\"", field: "end").response(requestID: "r1").body
         let json = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: [String: String]]
-        #expect(json?["error"] == ["code": "invalid_input", "message": "bad \"quote\"", "field": "end", "request_id": "r1"])
+        #expect(
+            json?["error"] == ["code": "invalid_input", "message": "bad \"quote\"", "field": "end", "request_id": "r1"])
     }
 
     @Test("decodeJSON names the failing field, never the body")
@@ -82,7 +83,8 @@ struct HTTPUnitTests {
             var product: UInt16
             var device: String
         }
-        let missing = HTTPRequest(method: .post, target: "/", headers: ["Content-Type": "application/json"],
+        let missing = HTTPRequest(
+            method: .post, target: "/", headers: ["Content-Type": "application/json"],
             body: Array(#"{"product": 5}"#.utf8))
         #expect(throws: HTTPError.invalidInput("a required field is missing", field: "device")) {
             _ = try missing.decodeJSON(Grant.self)
@@ -108,12 +110,15 @@ struct HTTPUnitTests {
         #expect(!ConstantTime.equals([1, 2, 3], [1, 2]))
         #expect(ConstantTime.equals([], []))
         let authenticator = TestTokens.authenticator
-        #expect(authenticator.authenticate(token: TestTokens.reader) == AuthenticatedCaller(name: "sms-reader", scopes: [.read]))
+        #expect(
+            authenticator.authenticate(token: TestTokens.reader)
+                == AuthenticatedCaller(name: "sms-reader", scopes: [.read]))
         #expect(authenticator.authenticate(token: TestTokens.writer)?.has(.write) == true)
         #expect(authenticator.authenticate(token: "guess") == nil)
         #expect(authenticator.authenticate(token: "") == nil)
         #expect(throws: GatehouseError.self) {
-            _ = try StaticTokenAuthenticator(entries: [.init(name: "x", hashHex: "zz", scopes: [])], hash: TestTokens.hash)
+            _ = try StaticTokenAuthenticator(
+                entries: [.init(name: "x", hashHex: "zz", scopes: [])], hash: TestTokens.hash)
         }
         #expect(try Scope.parseList("read, write,keys") == [.read, .write, .keys])
         #expect(throws: GatehouseError.self) { _ = try Scope.parseList("read,,write") }
@@ -137,9 +142,11 @@ struct HTTPUnitTests {
         #expect(defaults.maximumBodySize == 65536)
         #expect(defaults.connectionTimeoutSeconds == 30)
         #expect(defaults.threadCount == ProcessInfo.processInfo.activeProcessorCount)
-        let loaded = try HTTPServerConfiguration.load(from: ConfigSource(environment: [
-            "GATEHOUSE_HTTP_ADDR": "[::1]:9090", "GATEHOUSE_HTTP_MAX_BODY_BYTES": "1024", "GATEHOUSE_HTTP_THREADS": "3",
-        ]))
+        let loaded = try HTTPServerConfiguration.load(
+            from: ConfigSource(environment: [
+                "GATEHOUSE_HTTP_ADDR": "[::1]:9090", "GATEHOUSE_HTTP_MAX_BODY_BYTES": "1024",
+                "GATEHOUSE_HTTP_THREADS": "3",
+            ]))
         #expect(loaded.address == HTTPServerAddress(host: "::1", port: 9090))
         #expect(loaded.maximumBodySize == 1024)
         #expect(loaded.threadCount == 3)

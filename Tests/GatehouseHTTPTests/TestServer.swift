@@ -8,9 +8,10 @@ struct TestServer {
     let log: MemorySink
     let baseURL: String
 
-    init(configuration: HTTPServerConfiguration = TestServer.defaultConfiguration(),
-        handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse) throws
-    {
+    init(
+        configuration: HTTPServerConfiguration = TestServer.defaultConfiguration(),
+        handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse
+    ) throws {
         let log = MemorySink()
         let logger = Logger(label: "http-test", minimumLevel: .debug, sink: log)
         server = HTTPServer(configuration: configuration, logger: logger, handler: handler)
@@ -21,9 +22,10 @@ struct TestServer {
         baseURL = "\(scheme)://\(address)"
     }
 
-    init(configuration: HTTPServerConfiguration = TestServer.defaultConfiguration(),
-        routes: (inout Router) -> Void) throws
-    {
+    init(
+        configuration: HTTPServerConfiguration = TestServer.defaultConfiguration(),
+        routes: (inout Router) -> Void
+    ) throws {
         var router = Router(authenticator: TestTokens.authenticator, logger: Logger.disabled)
         routes(&router)
         try self.init(configuration: configuration, handler: router.handler)
@@ -48,7 +50,9 @@ enum TestTokens {
         for round in 0..<4 {
             var h: UInt64 = 0xcbf2_9ce4_8422_2325 &+ UInt64(round)
             for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: h >> UInt64(shift))) }
+            for shift in stride(from: 56, through: 0, by: -8) {
+                out.append(UInt8(truncatingIfNeeded: h >> UInt64(shift)))
+            }
         }
         return out
     }
@@ -125,7 +129,8 @@ enum Curl {
             let out = stdout.fileHandleForReading.readDataToEndOfFile()
             let err = stderr.fileHandleForReading.readDataToEndOfFile()
             process.waitUntilExit()
-            return CurlResult(exitCode: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+            return CurlResult(
+                exitCode: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
                 stderr: String(decoding: err, as: UTF8.self))
         }
     }
@@ -172,7 +177,9 @@ final class IdleConnection {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard result == 0 else {
             close(fd)
