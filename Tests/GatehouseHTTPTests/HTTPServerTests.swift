@@ -153,7 +153,7 @@ struct HTTPServerTests {
                 "--data-binary", "@-", test.url("/echo"),
             ], input: justUnder)
         #expect(fits.stdout == "202")
-        let log = test.log.lines.filter { $0.contains("\"msg\":\"http.request\"") }
+        let log = test.stopAndReadLog().filter { $0.contains("\"msg\":\"http.request\"") }
         #expect(log.contains { $0.contains("\"http.status\":\"413\"") })
     }
 
@@ -188,7 +188,7 @@ struct HTTPServerTests {
         #expect(codes.count == 50)
         #expect(codes.allSatisfy { $0 == "200" })
         #expect(peak.load(ordering: .relaxed) > 1)
-        #expect(test.log.lines.filter { $0.contains("\"msg\":\"http.request\"") }.count == 50)
+        #expect(test.stopAndReadLog().filter { $0.contains("\"msg\":\"http.request\"") }.count == 50)
     }
 
     @Test("async handlers run in a Task while the worker thread waits; their errors map as usual")
@@ -243,7 +243,7 @@ struct HTTPServerTests {
         #expect(test.baseURL.hasPrefix("http://[::1]:"))
         let result = try Curl.run(["-i", test.url("/healthz")])
         #expect(result.status == 200)
-        #expect(test.log.lines.contains { $0.contains("\"http.remote\":\"::1\"") })
+        #expect(test.stopAndReadLog().contains { $0.contains("\"http.remote\":\"::1\"") })
     }
 
     @Test("shutdown lets a request in flight finish, then refuses connections")
@@ -297,7 +297,7 @@ struct HTTPServerTests {
             "-H", "Authorization: Bearer \(TestTokens.writer)", "-H", "X-Device-Key: 00112233445566778899aabbccddeeff",
             "--data-binary", #"{"aes_key":"deadbeefcafebabe0123456789abcdef"}"#, test.url("/echo?token=query-secret"),
         ])
-        let lines = test.log.lines
+        let lines = test.stopAndReadLog()
         let access = lines.filter { $0.contains("\"msg\":\"http.request\"") }
         #expect(access.count == 1)
         let line = try #require(access.first)

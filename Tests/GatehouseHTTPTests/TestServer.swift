@@ -39,6 +39,14 @@ struct TestServer {
     }
 
     func url(_ path: String) -> String { baseURL + path }
+
+    /// Stops the server and returns the log. Access-log lines are written when MHD reports a
+    /// request complete, which can be just after the client has its response; stopping
+    /// joins MHD's threads, so every line is there.
+    func stopAndReadLog() -> [String] {
+        server.shutdown()
+        return log.lines
+    }
 }
 
 /// Tokens for tests. The real hash is SHA-256 from the crypto module, which this target
