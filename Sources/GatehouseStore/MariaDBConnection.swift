@@ -1,4 +1,5 @@
 import CMariaDB
+import Foundation
 import GatehouseCore
 
 /// `mysql_library_init` once per process, before the first `mysql_init`: Connector/C's
@@ -179,6 +180,16 @@ final class MariaDBConnection: TransactionalConnection, PooledConnection, @unche
         connectCount += 1
     }
 
+    /// Whether the idle connection's socket has something to read or has hung up: with no
+    /// command in flight, that can only be the server closing it.
+    private func isClosedByServer() -> Bool {
+        guard let mysql else { return false }
+        let fd = mysql_get_socket(mysql)
+        guard fd >= 0 else { return true }
+        var entry = pollfd(fd: Int32(fd), events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) != 0
+    }
+
     /// Drops the statements and the handle; the next statement outside a transaction reconnects.
     private func disconnect() {
         cache.removeAll()  // mysql_stmt_close before mysql_close
@@ -221,14 +232,20 @@ final class MariaDBConnection: TransactionalConnection, PooledConnection, @unche
     /// Runs `sql` once; outside a transaction, a lost connection is reconnected and the
     /// statement run once more.
     ///
-    /// Retrying is safe when the server dropped the connection before the command arrived
-    /// (2006, and the killed/timed-out notices 1927 and 4031). After 2013 (lost while the
-    /// command was in flight) an autocommit write may or may not have happened, so only
+    /// Before running anything outside a transaction, an idle connection whose socket is
+    /// readable (the server closed it, or sent a "killed" notice) is replaced at no
+    /// round-trip cost. Retrying is then safe when the server dropped the connection before
+    /// the command arrived (2006, the notices 1927 and 4031, or any loss while preparing).
+    /// After 2013 during execution an autocommit write may or may not have happened, so only
     /// reads are retried; writes throw `.unavailable` and the caller's idempotency decides.
     private func withRetry<T>(isRead: Bool, _ operation: () throws -> T) throws -> T {
         var attempt = 0
         while true {
             do {
+                if !isInTransaction, isClosedByServer() {
+                    logger.notice("mariadb connection closed by the server while idle", ["db.url": configuration.redactedURL])
+                    disconnect()
+                }
                 if mysql == nil {
                     guard !isInTransaction else {
                         throw GatehouseError(.unavailable, "mariadb: connection lost inside a transaction")
@@ -239,7 +256,7 @@ final class MariaDBConnection: TransactionalConnection, PooledConnection, @unche
                 return try operation()
             } catch let error as GatehouseError where isLostConnection(error) {
                 disconnect()
-                let isSafe = isRead || error.nativeCode != 2013
+                let isSafe = isRead || error.nativeCode != 2013 || error.message.hasPrefix("mariadb: prepare")
                 guard !isInTransaction, attempt == 0, isSafe else { throw error }
                 attempt += 1
                 logger.warning(
