@@ -65,9 +65,10 @@ final class ConnectionPool<Connection: PooledConnection>: Sendable {
     ///   - initial: connections already open (the SQLite writer is opened eagerly so the
     ///     database is in WAL mode before any reader opens).
     ///   - factory: opens one connection; blocking, runs on the new connection's queue.
-    init(name: String, maxSize: Int, initial: [PoolSlot<Connection>] = [],
-        factory: @escaping @Sendable () throws -> Connection)
-    {
+    init(
+        name: String, maxSize: Int, initial: [PoolSlot<Connection>] = [],
+        factory: @escaping @Sendable () throws -> Connection
+    ) {
         precondition(maxSize >= 1 && initial.count <= maxSize)
         self.name = name
         self.maxSize = maxSize

@@ -74,8 +74,12 @@ public struct MariaDBConfiguration: Sendable, CustomStringConvertible, CustomRef
             userRaw = userInfo
             passwordRaw = ""
         }
-        guard let user = Self.percentDecode(userRaw), !user.isEmpty else { throw fail("the user is empty or badly encoded") }
-        guard let password = Self.percentDecode(passwordRaw) else { throw fail("the password is badly percent-encoded") }
+        guard let user = Self.percentDecode(userRaw), !user.isEmpty else {
+            throw fail("the user is empty or badly encoded")
+        }
+        guard let password = Self.percentDecode(passwordRaw) else {
+            throw fail("the password is badly percent-encoded")
+        }
         guard let database = Self.percentDecode(databasePart), !database.isEmpty else {
             throw fail("the database name is empty or badly encoded")
         }

@@ -148,7 +148,9 @@ final class MariaDBConnection: TransactionalConnection, PooledConnection, @unche
 
     private func connect() throws {
         guard mariaDBLibraryReady else { throw GatehouseError(.database, "mariadb: mysql_library_init failed") }
-        guard let handle = mysql_init(nil) else { throw GatehouseError(.database, "mariadb: out of memory (mysql_init)") }
+        guard let handle = mysql_init(nil) else {
+            throw GatehouseError(.database, "mariadb: out of memory (mysql_init)")
+        }
         let config = configuration
         var connectTimeout = UInt32(config.connectTimeoutSeconds)
         var ioTimeout = UInt32(config.ioTimeoutSeconds)
@@ -172,7 +174,8 @@ final class MariaDBConnection: TransactionalConnection, PooledConnection, @unche
         let result = mysql_real_connect(
             handle, host, config.user, config.password, config.database, UInt32(config.port), config.unixSocket, flags)
         guard result != nil else {
-            let error = mariaDBError(mysql_errno(handle), String(cString: mysql_error(handle)), "connect to \(config.redactedURL)")
+            let error = mariaDBError(
+                mysql_errno(handle), String(cString: mysql_error(handle)), "connect to \(config.redactedURL)")
             mysql_close(handle)
             throw error
         }
@@ -243,7 +246,8 @@ final class MariaDBConnection: TransactionalConnection, PooledConnection, @unche
         while true {
             do {
                 if !isInTransaction, isClosedByServer() {
-                    logger.notice("mariadb connection closed by the server while idle", ["db.url": configuration.redactedURL])
+                    logger.notice(
+                        "mariadb connection closed by the server while idle", ["db.url": configuration.redactedURL])
                     disconnect()
                 }
                 if mysql == nil {
@@ -385,7 +389,9 @@ final class MariaDBConnection: TransactionalConnection, PooledConnection, @unche
         }
         let columns = SQLColumns(names)
         return try withExtendedLifetime(bindings) {
-            guard mysql_stmt_bind_result(statement.handle, bindings.binds) == 0 else { throw statement.error("bind result") }
+            guard mysql_stmt_bind_result(statement.handle, bindings.binds) == 0 else {
+                throw statement.error("bind result")
+            }
             var rows: [SQLRow] = []
             while true {
                 let rc = mysql_stmt_fetch(statement.handle)

@@ -80,6 +80,7 @@ public enum Database {
         }
         throw GatehouseError(
             .configuration,
-            "database URL \(MariaDBConfiguration.redact(url)): expected sqlite:PATH or mysql://user:password@host:port/db")
+            "database URL \(MariaDBConfiguration.redact(url)): expected sqlite:PATH or mysql://user:password@host:port/db"
+        )
     }
 }

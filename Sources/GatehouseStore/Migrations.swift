@@ -48,7 +48,8 @@ public struct Migrator: Sendable {
     /// - Precondition: versions are positive and strictly increasing.
     public init(migrations: [Migration] = Schema.migrations, logger: Logger) {
         precondition(migrations.first.map { $0.version > 0 } ?? true, "migration versions start at 1")
-        precondition(zip(migrations, migrations.dropFirst()).allSatisfy { $0.version < $1.version },
+        precondition(
+            zip(migrations, migrations.dropFirst()).allSatisfy { $0.version < $1.version },
             "migration versions must increase")
         self.migrations = migrations
         self.logger = logger
@@ -126,7 +127,9 @@ public struct Migrator: Sendable {
     }
 
     private static func recordedVersion(_ connection: any SQLConnection) throws -> Int {
-        Int(try connection.queryFirst("SELECT MAX(version) AS version FROM schema_migrations")?.int64OrNil("version") ?? 0)
+        Int(
+            try connection.queryFirst("SELECT MAX(version) AS version FROM schema_migrations")?.int64OrNil("version")
+                ?? 0)
     }
 
     private static func refuseNewer(_ version: Int, latest: Int) throws {

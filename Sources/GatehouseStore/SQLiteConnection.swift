@@ -72,9 +72,10 @@ final class SQLiteConnection: TransactionalConnection, PooledConnection, @unchec
     ///   readers are `query_only` so a stray write on the read path fails loudly.
     /// - Throws: `GatehouseError.database` naming the path when the file cannot be opened or
     ///   is not in WAL mode afterwards.
-    static func make(path: String, isWriter: Bool, busyTimeoutMilliseconds: Int, synchronous: Synchronous,
-        cacheCapacity: Int) throws -> SQLiteConnection
-    {
+    static func make(
+        path: String, isWriter: Bool, busyTimeoutMilliseconds: Int, synchronous: Synchronous,
+        cacheCapacity: Int
+    ) throws -> SQLiteConnection {
         var db: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
@@ -169,9 +170,12 @@ final class SQLiteConnection: TransactionalConnection, PooledConnection, @unchec
                 }
             case .blob(let b):
                 // A NULL pointer would bind SQL NULL: an empty blob must stay a blob.
-                rc = b.isEmpty
+                rc =
+                    b.isEmpty
                     ? sqlite3_bind_zeroblob(statement.handle, index, 0)
-                    : b.withUnsafeBytes { gh_sqlite3_bind_blob_copy(statement.handle, index, $0.baseAddress, Int32($0.count)) }
+                    : b.withUnsafeBytes {
+                        gh_sqlite3_bind_blob_copy(statement.handle, index, $0.baseAddress, Int32($0.count))
+                    }
             }
             guard rc == SQLITE_OK else { throw sqliteError(rc, db, "bind parameter \(index)") }
         }

@@ -31,9 +31,10 @@ public final class SQLiteDatabase: SQLDatabase {
 
     public var dialect: SQLDialect { .sqlite }
 
-    private init(configuration: Configuration, writer: ConnectionPool<SQLiteConnection>,
-        readers: ConnectionPool<SQLiteConnection>?, logger: Logger)
-    {
+    private init(
+        configuration: Configuration, writer: ConnectionPool<SQLiteConnection>,
+        readers: ConnectionPool<SQLiteConnection>?, logger: Logger
+    ) {
         self.configuration = configuration
         self.writer = writer
         self.readers = readers

@@ -23,7 +23,10 @@ public enum Schema {
         func substitute(_ sql: String, _ dialect: SQLDialect) -> String {
             let values: [(String, String)] =
                 dialect == .sqlite
-                ? [("{ID}", "INTEGER PRIMARY KEY AUTOINCREMENT"), ("{BLOB}", "BLOB"), ("{LONGTEXT}", "TEXT"), ("{TABLE}", "")]
+                ? [
+                    ("{ID}", "INTEGER PRIMARY KEY AUTOINCREMENT"), ("{BLOB}", "BLOB"), ("{LONGTEXT}", "TEXT"),
+                    ("{TABLE}", ""),
+                ]
                 : [
                     ("{ID}", "BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY"), ("{BLOB}", "MEDIUMBLOB"),
                     ("{LONGTEXT}", "MEDIUMTEXT"), ("{TABLE}", Migrator.tableOptions(.mariadb)),

@@ -9,7 +9,9 @@ import Testing
 /// the shared cases drop every table of the MariaDB test database.
 extension StoreTests {
     /// A one-connection pool, so the connection the server kills is the one used next.
-    private func openSingleConnectionPool(_ logger: Logger = StoreTestEnvironment.logger()) async throws -> MariaDBDatabase {
+    private func openSingleConnectionPool(_ logger: Logger = StoreTestEnvironment.logger()) async throws
+        -> MariaDBDatabase
+    {
         var configuration = try MariaDBConfiguration(url: try StoreTestEnvironment.mariaDBURL())
         configuration.maxConnections = 1
         return try await MariaDBDatabase.open(configuration, logger: logger)
@@ -75,7 +77,8 @@ extension StoreTests {
         }
         #expect(error?.code == .unavailable)
         try await db.transaction { c in try c.execute("INSERT INTO t_killed (n) VALUES (3)") }
-        let values = try await db.read { c in try c.query("SELECT n FROM t_killed ORDER BY n").map { try $0.int64("n") } }
+        let values = try await db.read { c in try c.query("SELECT n FROM t_killed ORDER BY n").map { try $0.int64("n") }
+        }
         #expect(values == [3])
     }
 
@@ -115,7 +118,8 @@ extension StoreTests {
 
         // Nothing listens on port 1: unavailable.
         let unreachable = await #expect(throws: GatehouseError.self) {
-            _ = try await MariaDBDatabase.open(url: "mysql://u:\(secret)@127.0.0.1:1/db?connect_timeout=2", logger: .disabled)
+            _ = try await MariaDBDatabase.open(
+                url: "mysql://u:\(secret)@127.0.0.1:1/db?connect_timeout=2", logger: .disabled)
         }
         #expect(unreachable?.code == .unavailable)
         #expect(unreachable?.description.contains("s3cr3t") == false)

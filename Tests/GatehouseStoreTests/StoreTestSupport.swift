@@ -48,7 +48,8 @@ func withEmptyDatabase(
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gh-store-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let db = try await SQLiteDatabase.open(.init(path: dir.appendingPathComponent("test.sqlite").path), logger: logger)
+        let db = try await SQLiteDatabase.open(
+            .init(path: dir.appendingPathComponent("test.sqlite").path), logger: logger)
         do {
             try await body(db)
         } catch {

@@ -36,7 +36,8 @@ struct StoreTests {
             for table in tables { #expect(try await countRows(db, table) == 0) }
             try await db.transaction { c in
                 let now: SQLValue = .int64(1_750_000_000_000)
-                try c.execute("INSERT INTO devices (device_id, created_at, updated_at) VALUES (?, ?, ?)", "stb-1", now, now)
+                try c.execute(
+                    "INSERT INTO devices (device_id, created_at, updated_at) VALUES (?, ?, ?)", "stb-1", now, now)
                 try c.execute(
                     "INSERT INTO device_keys (device_id, version, wrapped_key, kcv, created_at) VALUES (?, ?, ?, ?, ?)",
                     "stb-1", 1, .blob([0x00, 0xA6, 0x00]), "1A2B3C", now)
@@ -45,7 +46,8 @@ struct StoreTests {
                         + "VALUES (?, ?, ?, ?, ?, ?)", "stb-1", 65535, now, now, "req-1", now)
                 try c.execute(
                     "INSERT INTO generate_osm (request_id, target_kind, device_id, text, duration_ms, starts_at, "
-                        + "expires_at, created_at) VALUES (?, 'all', NULL, ?, ?, ?, ?, ?)", "req-2", "Héllo ✓", 5000, now,
+                        + "expires_at, created_at) VALUES (?, 'all', NULL, ?, ?, ?, ?, ?)", "req-2", "Héllo ✓", 5000,
+                    now,
                     now, now)
                 try c.execute(
                     "INSERT INTO emms (device_id, request_id, kind, table_id, sequence, section, first_send_at, "
@@ -93,14 +95,19 @@ struct StoreTests {
                 (.int64(Int64.max), .double(3.25), .text("plain"), .blob([0x00])),
                 (.int64(Int64.min), .double(-1e300), .text("Héllo ✓ 日本語 🎉"), .blob([0x00, 0xFF, 0x00, 0x7F, 0x00])),
                 (.int64(0), .double(0.1), .text(""), .blob([])),
-                (.int64(-1), .double(1e-300), .text("nul\u{0}inside and a long tail " + String(repeating: "é", count: 3000)), .blob(big)),
+                (
+                    .int64(-1), .double(1e-300),
+                    .text("nul\u{0}inside and a long tail " + String(repeating: "é", count: 3000)), .blob(big)
+                ),
                 (.null, .null, .null, .null),
             ]
             let ids = try await db.transaction { c in
                 try createValuesTable(c)
                 return try samples.map { sample in
-                    try c.execute("INSERT INTO t_values (i, d, s, b) VALUES (?, ?, ?, ?)", sample.0, sample.1, sample.2, sample.3)
-                        .lastInsertID
+                    try c.execute(
+                        "INSERT INTO t_values (i, d, s, b) VALUES (?, ?, ?, ?)", sample.0, sample.1, sample.2, sample.3
+                    )
+                    .lastInsertID
                 }
             }
             #expect(Set(ids).count == samples.count)
@@ -171,7 +178,8 @@ struct StoreTests {
             #expect(orphan?.code == .invalidInput)
             let badStatus = await #expect(throws: GatehouseError.self) {
                 try await db.withConnection { c in
-                    try c.execute("INSERT INTO devices (device_id, status, created_at, updated_at) VALUES ('x', 'lost', 0, 0)")
+                    try c.execute(
+                        "INSERT INTO devices (device_id, status, created_at, updated_at) VALUES ('x', 'lost', 0, 0)")
                 }
             }
             #expect(badStatus?.code == .invalidInput)
@@ -223,7 +231,8 @@ struct StoreTests {
                             let id = try await db.transaction { c in
                                 try c.execute(
                                     "INSERT INTO outbox (request_id, partition_key, payload, created_at) VALUES (?, ?, ?, ?)",
-                                    .text("t\(task)-\(i)"), .text("dev-\(task)"), .blob([UInt8(task), 0, UInt8(i & 0xFF)]),
+                                    .text("t\(task)-\(i)"), .text("dev-\(task)"),
+                                    .blob([UInt8(task), 0, UInt8(i & 0xFF)]),
                                     .int64(Int64(i))
                                 ).lastInsertID
                             }
@@ -258,7 +267,8 @@ struct StoreTests {
             let counts = try await db.withConnection { c in
                 let before = c.preparedStatementCount
                 for i in 0..<50 {
-                    try c.execute("INSERT INTO audit_log (at, actor, action) VALUES (?, 'test', 'reuse')", .int64(Int64(i)))
+                    try c.execute(
+                        "INSERT INTO audit_log (at, actor, action) VALUES (?, 'test', 'reuse')", .int64(Int64(i)))
                 }
                 let afterInserts = c.preparedStatementCount
                 for _ in 0..<50 { _ = try c.query("SELECT COUNT(*) AS n FROM audit_log WHERE action = ?", "reuse") }
@@ -276,7 +286,8 @@ struct StoreTests {
             try await Migrator(logger: StoreTestEnvironment.logger()).migrate(db)
             // A read transaction refuses writes on both drivers.
             await #expect(throws: GatehouseError.self) {
-                try await db.read { c in try c.execute("INSERT INTO audit_log (at, actor, action) VALUES (0, 'r', 'x')") }
+                try await db.read { c in try c.execute("INSERT INTO audit_log (at, actor, action) VALUES (0, 'r', 'x')")
+                }
             }
             #expect(try await countRows(db, "audit_log") == 0)
         }
