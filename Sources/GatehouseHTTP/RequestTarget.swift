@@ -11,7 +11,14 @@ struct RequestTarget: Sendable, Equatable {
     /// Query items in order, names and values decoded (`+` is a space, as in forms).
     var queryItems: [(name: String, value: String)]
 
-    init(raw: String) {
+    init(raw target: String) {
+        // Absolute form (`http://host/path`, RFC 9112 §3.2.2) is what proxies send; only
+        // the path and query matter here.
+        var raw = target[...]
+        if let schemeEnd = raw.range(of: "://"), !raw.hasPrefix("/") {
+            let afterAuthority = raw[schemeEnd.upperBound...]
+            raw = afterAuthority.firstIndex(where: { $0 == "/" || $0 == "?" }).map { afterAuthority[$0...] } ?? "/"
+        }
         let query: Substring
         let path: Substring
         if let mark = raw.firstIndex(of: "?") {

@@ -18,6 +18,10 @@ struct HTTPUnitTests {
         let bad = HTTPRequest(method: .get, target: "/x%zz")
         #expect(bad.pathSegments == ["x%zz"])
         #expect(HTTPRequest(method: .get, target: "").path == "/")
+        let absolute = HTTPRequest(method: .get, target: "http://gatehouse:8080/healthz?x=1")
+        #expect(absolute.pathSegments == ["healthz"])
+        #expect(absolute.query("x") == "1")
+        #expect(HTTPRequest(method: .get, target: "/a?next=http://b/c").pathSegments == ["a"])
     }
 
     @Test("headers are case-insensitive")
