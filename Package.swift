@@ -41,11 +41,21 @@ let package = Package(
         /// HTTP server over libmicrohttpd, router, bearer-token authentication.
         .target(name: "GatehouseHTTP", dependencies: ["GatehouseCore", "CMicroHTTPD"], swiftSettings: strict),
 
+        // MARK: Services
+        /// The REST API: validates, stores request + outbox in one transaction, answers 202.
+        .target(
+            name: "GatehouseAPI",
+            dependencies: ["GatehouseCore", "GatehouseDomain", "GatehouseHTTP", "GatehouseStore", "GatehouseCrypto"],
+            swiftSettings: strict),
+
         // MARK: Executable
         /// Subcommand implementations, kept apart from `main` so they can be tested.
         .target(
             name: "GatehouseCLI",
-            dependencies: ["GatehouseCore", "GatehouseTS", "GatehouseAnalysis", "GatehouseCrypto", "GatehouseEMM"],
+            dependencies: [
+                "GatehouseCore", "GatehouseTS", "GatehouseAnalysis", "GatehouseCrypto", "GatehouseEMM", "GatehouseStore",
+                "GatehouseHTTP", "GatehouseAPI",
+            ],
             swiftSettings: strict),
         .executableTarget(name: "gatehouse", dependencies: ["GatehouseCLI"], swiftSettings: strict),
         .executableTarget(
@@ -69,6 +79,10 @@ let package = Package(
             name: "GatehouseStoreTests", dependencies: ["GatehouseStore", "GatehouseTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "GatehouseDomainTests", dependencies: ["GatehouseDomain", "GatehouseTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "GatehouseAPITests",
+            dependencies: ["GatehouseAPI", "GatehouseCLI", "GatehouseStore", "GatehouseTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "GatehouseHTTPTests", dependencies: ["GatehouseHTTP", "GatehouseTestSupport"], swiftSettings: strict),

@@ -1,0 +1,413 @@
+import Foundation
+import GatehouseCore
+import GatehouseCrypto
+import GatehouseDomain
+import GatehouseHTTP
+import GatehouseStore
+
+/// The REST API an operator's subscriber management system calls. Writes are validated
+/// field by field, stored durably (request + outbox, one transaction) and answered
+/// `202 Accepted`; the worker applies them. Reads come straight from the store.
+public final class APIService: Sendable {
+    let database: any SQLDatabase
+    let ledger: RequestLedger
+    let kek: KeyEncryptionKey
+    let configuration: APIConfiguration
+    let metrics: MetricsRegistry
+    let logger: Logger
+
+    public init(database: any SQLDatabase, kek: KeyEncryptionKey, configuration: APIConfiguration = APIConfiguration(),
+        metrics: MetricsRegistry, logger: Logger)
+    {
+        self.database = database
+        self.ledger = RequestLedger(database: database, configuration: configuration)
+        self.kek = kek
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Every route of the API, with the scope each one requires.
+    public func makeRouter(authenticator: any TokenAuthenticator) -> Router {
+        var router = Router(authenticator: authenticator, logger: logger)
+        router.add(.get, "/healthz", access: .public) { _ in .json(bytes: Array(#"{"status":"ok"}"#.utf8)) }
+        router.add(.get, "/readyz", access: .public) { [self] _ in try await readiness() }
+        router.add(.get, "/metrics", access: .public) { [metrics] _ in
+            .text(metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        }
+        router.add(.get, "/openapi.json", access: .public) { _ in .json(bytes: Array(OpenAPIDocument.json.utf8)) }
+
+        router.add(.post, "/device_keys", access: .requires(.keys)) { [self] request in
+            let body = try parseBody(request)
+            let parsed = try validated { () throws(ValidationError) in try DeviceKeyRequest.parse(body) }
+            return try await acceptDeviceKey(request, deviceID: parsed.deviceID, clearKey: parsed.key, canonical: body)
+        }
+        router.add(.post, "/devices/{device_id}/key", access: .requires(.keys)) { [self] request in
+            let deviceID = try pathDeviceID(request)
+            var body = try parseBody(request)
+            let reader = FieldReader(body)
+            let key = try validated { () throws(ValidationError) in
+                try reader.rejectUnknown(allowed: ["key"])
+                return try Validate.hexKey(try reader.requiredString("key"))
+            }
+            body["device_id"] = .string(deviceID)
+            return try await acceptDeviceKey(request, deviceID: deviceID, clearKey: key, canonical: body)
+        }
+        router.add(.post, "/add_entitlement", access: .requires(.write)) { [self] request in
+            let body = try parseBody(request)
+            let now = ISO8601.nowMillis()
+            let parsed = try validated { () throws(ValidationError) in try AddEntitlementRequest.parse(body, now: now) }
+            return try await accept(request, action: .addEntitlement(parsed), canonical: body, now: now)
+        }
+        router.add(.post, "/cancel_entitlement", access: .requires(.write)) { [self] request in
+            let body = try parseBody(request)
+            let reader = FieldReader(body)
+            let (deviceID, productID) = try validated { () throws(ValidationError) in
+                try reader.rejectUnknown(allowed: ["device_id", "product_id"])
+                return (
+                    try Validate.deviceID(try reader.requiredString("device_id")),
+                    try Validate.productID(try reader.integer("product_id", in: Int64.min...Int64.max))
+                )
+            }
+            return try await accept(
+                request, action: .cancelEntitlement(deviceID: deviceID, productID: productID), canonical: body,
+                now: ISO8601.nowMillis())
+        }
+        router.add(.delete, "/devices/{device_id}/entitlements/{product_id}", access: .requires(.write)) {
+            [self] request in
+            let deviceID = try pathDeviceID(request)
+            let productID = try validated { () throws(ValidationError) in
+                try Validate.productID(Int64(request.pathParameters["product_id"] ?? ""), field: "product_id")
+            }
+            let canonical: [String: JSONValue] = [
+                "device_id": .string(deviceID), "product_id": .number(Double(productID)), "op": .string("cancel"),
+            ]
+            return try await accept(
+                request, action: .cancelEntitlement(deviceID: deviceID, productID: productID), canonical: canonical,
+                now: ISO8601.nowMillis())
+        }
+        router.add(.post, "/generate_osm", access: .requires(.write)) { [self] request in
+            let body = try parseBody(request)
+            let now = ISO8601.nowMillis()
+            let parsed = try validated { () throws(ValidationError) in try OSMRequest.parse(body, now: now) }
+            return try await accept(request, action: .sendOSM(parsed), canonical: body, now: now)
+        }
+        for (verb, status) in [("suspend", DeviceStatus.suspended), ("resume", .active), ("revoke", .revoked)] {
+            router.add(.post, "/devices/{device_id}/\(verb)", access: .requires(.write)) { [self] request in
+                let deviceID = try pathDeviceID(request)
+                try rejectNonEmptyBody(request)
+                let canonical: [String: JSONValue] = ["device_id": .string(deviceID), "op": .string(verb)]
+                return try await accept(
+                    request, action: .setDeviceStatus(deviceID: deviceID, status: status), canonical: canonical,
+                    now: ISO8601.nowMillis())
+            }
+        }
+
+        router.add(.get, "/requests/{request_id}", access: .requires(.read)) { [self] request in
+            try await requestStatus(request.pathParameters["request_id"] ?? "")
+        }
+        router.add(.get, "/devices", access: .requires(.read)) { [self] request in try await listDevices(request) }
+        router.add(.get, "/devices/{device_id}", access: .requires(.read)) { [self] request in
+            try await device(try pathDeviceID(request))
+        }
+        router.add(.get, "/devices/{device_id}/key", access: .requires(.read)) { [self] request in
+            try await keyStatus(try pathDeviceID(request))
+        }
+        router.add(.get, "/devices/{device_id}/entitlements", access: .requires(.read)) { [self] request in
+            try await entitlements(try pathDeviceID(request))
+        }
+        router.add(.get, "/osm", access: .requires(.read)) { [self] request in try await listOSM(request) }
+        router.add(.get, "/osm/{id}", access: .requires(.read)) { [self] request in
+            guard let id = Int64(request.pathParameters["id"] ?? ""), id > 0 else {
+                throw HTTPError.notFound("no on-screen message with this id")
+            }
+            return try await osm(id)
+        }
+        return router
+    }
+
+    // MARK: Writes
+
+    private func acceptDeviceKey(_ request: HTTPRequest, deviceID: String, clearKey: [UInt8],
+        canonical: [String: JSONValue]) async throws -> HTTPResponse
+    {
+        var clear = clearKey
+        defer { SecureMemory.zero(&clear) }
+        let key = try SymmetricKey(bytes: clear)
+        let wrapped = try kek.wrap(key)
+        let action = Action.registerDeviceKey(
+            deviceID: deviceID, wrappedKey: Data(wrapped), kcv: key.keyCheckValue, keyBits: key.byteCount * 8)
+        return try await accept(request, action: action, canonical: canonical, now: ISO8601.nowMillis())
+    }
+
+    private func accept(_ request: HTTPRequest, action: Action, canonical: [String: JSONValue], now: Millis)
+        async throws -> HTTPResponse
+    {
+        let actor = request.caller?.name ?? "anonymous"
+        var idempotencyKey: String?
+        if let key = request.headers["Idempotency-Key"] {
+            guard !key.isEmpty, key.utf8.count <= 128, key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw HTTPError.invalidInput(
+                    "Idempotency-Key must be 1 to 128 visible ASCII characters", field: "Idempotency-Key")
+            }
+            // Scoped to the caller so two clients cannot collide; hashed to fit the column.
+            idempotencyKey = try SHA256.hexDigest(of: actor + "\n" + key)
+        }
+        let digest = try kek.digest(request.method.rawValue + " " + request.path + "\n" + JSONValue.object(canonical).rendered)
+        let command = Command(
+            requestID: UUID().uuidString.lowercased(), actor: actor, acceptedAt: now, action: action)
+        let accepted = try await ledger.accept(command, idempotencyKey: idempotencyKey, bodyDigest: digest)
+        metrics.counter(
+            "gatehouse_api_requests_accepted_total", help: "Write requests durably accepted, by kind",
+            labels: [("kind", command.kind)]
+        ).increment()
+        logger.info(
+            "api.request_accepted",
+            ["request.id": accepted.requestID, "request.kind": command.kind, "request.actor": actor,
+             "request.replay": String(accepted.isReplay), "device.id": command.partitionKey])
+        let body = #"{"request_id":"\#(accepted.requestID)","status":"accepted"}"#
+        return .json(status: .accepted, bytes: Array(body.utf8), headers: ["Location": "/requests/\(accepted.requestID)"])
+    }
+
+    // MARK: Reads
+
+    private func readiness() async throws -> HTTPResponse {
+        do {
+            _ = try await database.read { try $0.queryFirst("SELECT 1 AS one") }
+            return .json(bytes: Array(#"{"status":"ready"}"#.utf8))
+        } catch {
+            logger.warning("api.not_ready", ["error": String(describing: error)])
+            throw HTTPError.unavailable("the database does not answer", retryAfterSeconds: configuration.retryAfterSeconds)
+        }
+    }
+
+    private func requestStatus(_ requestID: String) async throws -> HTTPResponse {
+        guard !requestID.isEmpty, requestID.utf8.count <= 64 else { throw HTTPError.notFound("no request with this id") }
+        let row = try await database.read { connection in
+            try connection.queryFirst(
+                """
+                SELECT request_id, kind, status, reason, token_name, accepted_at, processed_at, on_air_at
+                FROM requests WHERE request_id = ?
+                """, .text(requestID))
+        }
+        guard let row else { throw HTTPError.notFound("no request with this id") }
+        let object: [String: JSONValue] = [
+            "request_id": .string(try row.text("request_id")),
+            "kind": .string(try row.text("kind")),
+            "status": .string(try row.text("status")),
+            "reason": try row.textOrNil("reason").map(JSONValue.string) ?? .null,
+            "actor": .string(try row.textOrNil("token_name") ?? ""),
+            "accepted_at": .string(ISO8601.format(try row.int64("accepted_at"))),
+            "processed_at": try time(row, "processed_at"),
+            "on_air_at": try time(row, "on_air_at"),
+        ]
+        return .json(bytes: Array(JSONValue.object(object).rendered.utf8))
+    }
+
+    private static let deviceColumns = """
+        SELECT d.device_id, d.status, d.key_version, d.created_at, d.updated_at, k.kcv
+        FROM devices d LEFT JOIN device_keys k ON k.device_id = d.device_id AND k.version = d.key_version
+        """
+
+    private func deviceJSON(_ row: SQLRow) throws -> JSONValue {
+        .object([
+            "device_id": .string(try row.text("device_id")),
+            "status": .string(try row.text("status")),
+            "key_version": .number(Double(try row.int64("key_version"))),
+            "kcv": try row.textOrNil("kcv").map(JSONValue.string) ?? .null,
+            "created_at": .string(ISO8601.format(try row.int64("created_at"))),
+            "updated_at": .string(ISO8601.format(try row.int64("updated_at"))),
+        ])
+    }
+
+    private func listDevices(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let limit = try pageLimit(request)
+        let after = request.query("after") ?? ""
+        guard after.utf8.count <= 64 else { throw HTTPError.invalidInput("after is not a cursor of this list", field: "after") }
+        let rows = try await database.read { connection in
+            try connection.query(
+                Self.deviceColumns + " WHERE d.device_id > ? ORDER BY d.device_id LIMIT ?", .text(after),
+                .int64(Int64(limit + 1)))
+        }
+        let page = rows.prefix(limit)
+        let next: JSONValue = rows.count > limit ? .string(try page.last!.text("device_id")) : .null
+        let object: [String: JSONValue] = ["devices": .array(try page.map(deviceJSON)), "next": next]
+        return .json(bytes: Array(JSONValue.object(object).rendered.utf8))
+    }
+
+    private func device(_ deviceID: String) async throws -> HTTPResponse {
+        let row = try await database.read { connection in
+            try connection.queryFirst(Self.deviceColumns + " WHERE d.device_id = ?", .text(deviceID))
+        }
+        guard let row else { throw HTTPError.notFound("no device with this id") }
+        return .json(bytes: Array(try deviceJSON(row).rendered.utf8))
+    }
+
+    private func keyStatus(_ deviceID: String) async throws -> HTTPResponse {
+        let row = try await database.read { connection in
+            try connection.queryFirst(
+                """
+                SELECT k.version, k.kcv, k.wrapped_key, k.created_at FROM devices d
+                JOIN device_keys k ON k.device_id = d.device_id AND k.version = d.key_version
+                WHERE d.device_id = ?
+                """, .text(deviceID))
+        }
+        guard let row else { throw HTTPError.notFound("no device with this id") }
+        // RFC 3394 adds 8 bytes to the key: 24 → AES-128, 40 → AES-256. Only the size leaves.
+        let keyBits = (try row.blob("wrapped_key").count - 8) * 8
+        let object: [String: JSONValue] = [
+            "device_id": .string(deviceID),
+            "key_version": .number(Double(try row.int64("version"))),
+            "kcv": .string(try row.text("kcv")),
+            "key_bits": .number(Double(keyBits)),
+            "created_at": .string(ISO8601.format(try row.int64("created_at"))),
+        ]
+        return .json(bytes: Array(JSONValue.object(object).rendered.utf8))
+    }
+
+    private func entitlements(_ deviceID: String) async throws -> HTTPResponse {
+        let (exists, rows) = try await database.read { connection in
+            let exists = try connection.queryFirst("SELECT 1 AS one FROM devices WHERE device_id = ?", .text(deviceID)) != nil
+            let rows = try connection.query(
+                """
+                SELECT product_id, starts_at, ends_at, status, request_id FROM entitlements
+                WHERE device_id = ? ORDER BY product_id, starts_at
+                """, .text(deviceID))
+            return (exists, rows)
+        }
+        guard exists else { throw HTTPError.notFound("no device with this id") }
+        let now = ISO8601.nowMillis()
+        let items: [JSONValue] = try rows.map { row in
+            let ends = try row.int64("ends_at")
+            var status = try row.text("status")
+            if status == "active" && ends <= now { status = "expired" }
+            return .object([
+                "product_id": .number(Double(try row.int64("product_id"))),
+                "start_time": .string(ISO8601.format(try row.int64("starts_at"))),
+                "end_time": .string(ISO8601.format(ends)),
+                "status": .string(status),
+                "request_id": try row.textOrNil("request_id").map(JSONValue.string) ?? .null,
+            ])
+        }
+        let object: [String: JSONValue] = ["device_id": .string(deviceID), "entitlements": .array(items)]
+        return .json(bytes: Array(JSONValue.object(object).rendered.utf8))
+    }
+
+    private static let osmColumns = """
+        SELECT id, request_id, target_kind, device_id, kind, text, priority, duration_ms, starts_at, expires_at,
+               repeat_count, fingerprint_position FROM generate_osm
+        """
+
+    private func osmJSON(_ row: SQLRow) throws -> JSONValue {
+        var position: JSONValue = .null
+        if let text = try row.textOrNil("fingerprint_position") {
+            let parts = text.split(separator: ",").compactMap { Double($0) }
+            if parts.count == 2 { position = .object(["x": .number(parts[0]), "y": .number(parts[1])]) }
+        }
+        return .object([
+            "id": .number(Double(try row.int64("id"))),
+            "request_id": .string(try row.text("request_id")),
+            "target": .string(try row.text("target_kind")),
+            "device_id": try row.textOrNil("device_id").map(JSONValue.string) ?? .null,
+            "kind": .string(try row.text("kind")),
+            "text": .string(try row.text("text")),
+            "priority": .number(Double(try row.int64("priority"))),
+            "duration": .number(Double(try row.int64("duration_ms") / 1000)),
+            "start_time": .string(ISO8601.format(try row.int64("starts_at"))),
+            "expiry_time": .string(ISO8601.format(try row.int64("expires_at"))),
+            "repeat_count": .number(Double(try row.int64("repeat_count"))),
+            "position": position,
+        ])
+    }
+
+    private func listOSM(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let limit = try pageLimit(request)
+        var before = Int64.max
+        if let after = request.query("after") {
+            guard let value = Int64(after), value > 0 else {
+                throw HTTPError.invalidInput("after is not a cursor of this list", field: "after")
+            }
+            before = value
+        }
+        let deviceFilter = try request.query("device_id").map { id in
+            try validated { () throws(ValidationError) in try Validate.deviceID(id) }
+        }
+        let cursor = before
+        let rows = try await database.read { connection in
+            if let deviceFilter {
+                return try connection.query(
+                    Self.osmColumns + " WHERE id < ? AND (device_id = ? OR target_kind = 'all') ORDER BY id DESC LIMIT ?",
+                    .int64(cursor), .text(deviceFilter), .int64(Int64(limit + 1)))
+            }
+            return try connection.query(
+                Self.osmColumns + " WHERE id < ? ORDER BY id DESC LIMIT ?", .int64(cursor), .int64(Int64(limit + 1)))
+        }
+        let page = rows.prefix(limit)
+        let next: JSONValue = rows.count > limit ? .string(String(try page.last!.int64("id"))) : .null
+        let object: [String: JSONValue] = ["messages": .array(try page.map(osmJSON)), "next": next]
+        return .json(bytes: Array(JSONValue.object(object).rendered.utf8))
+    }
+
+    private func osm(_ id: Int64) async throws -> HTTPResponse {
+        let row = try await database.read { connection in
+            try connection.queryFirst(Self.osmColumns + " WHERE id = ?", .int64(id))
+        }
+        guard let row else { throw HTTPError.notFound("no on-screen message with this id") }
+        return .json(bytes: Array(try osmJSON(row).rendered.utf8))
+    }
+
+    // MARK: Helpers
+
+    private func time(_ row: SQLRow, _ column: String) throws -> JSONValue {
+        try row.int64OrNil(column).map { .string(ISO8601.format($0)) } ?? .null
+    }
+
+    private func pageLimit(_ request: HTTPRequest) throws -> Int {
+        guard let text = request.query("limit") else { return 100 }
+        guard let limit = Int(text), (1...configuration.maximumPageSize).contains(limit) else {
+            throw HTTPError.invalidInput("limit must be from 1 to \(configuration.maximumPageSize)", field: "limit")
+        }
+        return limit
+    }
+
+    private func pathDeviceID(_ request: HTTPRequest) throws -> String {
+        let raw = request.pathParameters["device_id"] ?? ""
+        do {
+            return try Validate.deviceID(raw)
+        } catch {
+            throw HTTPError.notFound("no device with this id")
+        }
+    }
+
+    private func parseBody(_ request: HTTPRequest) throws -> [String: JSONValue] {
+        try checkContentType(request)
+        return try validated { () throws(ValidationError) in try JSONValue.parseObject(request.body) }
+    }
+
+    private func rejectNonEmptyBody(_ request: HTTPRequest) throws {
+        guard !request.body.isEmpty else { return }
+        try checkContentType(request)
+        let object = try validated { () throws(ValidationError) in try JSONValue.parseObject(request.body) }
+        if let field = object.keys.sorted().first {
+            throw HTTPError.invalidInput("this request takes no body fields", field: field)
+        }
+    }
+
+    private func checkContentType(_ request: HTTPRequest) throws {
+        if let type = request.headers["Content-Type"]?.lowercased(),
+            !(type.hasPrefix("application/json") || type.contains("+json"))
+        {
+            throw HTTPError(.unsupportedMediaType, code: .unsupportedMediaType, message: "send the body as application/json")
+        }
+    }
+
+    /// Runs a validation and turns its `ValidationError` into a 400 naming the field.
+    private func validated<T>(_ body: () throws(ValidationError) -> T) throws(HTTPError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw HTTPError.invalidInput(error.message.hasPrefix(error.field) ? error.message : "\(error.field) \(error.message)",
+                field: error.field)
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import GatehouseCore
+import GatehouseDomain
+import GatehouseStore
+import Synchronization
+
+/// What `accept` answers: a new request, or the stored answer to an earlier one with the
+/// same `Idempotency-Key` and body.
+public struct AcceptedRequest: Sendable, Equatable {
+    public var requestID: String
+    public var isReplay: Bool
+}
+
+/// Stores accepted requests: the `requests` row and its outbox entry in one
+/// transaction, so an acknowledged request is never lost and never half-stored.
+public final class RequestLedger: Sendable {
+    let database: any SQLDatabase
+    let configuration: APIConfiguration
+    private let backlog = Mutex<(count: Int, measuredAt: UInt64)>((0, 0))
+
+    public init(database: any SQLDatabase, configuration: APIConfiguration) {
+        self.database = database
+        self.configuration = configuration
+    }
+
+    /// Stores a command durably.
+    /// - Parameters:
+    ///   - idempotencyKey: the caller's `Idempotency-Key`, already scoped to the caller.
+    ///   - bodyDigest: a keyed digest of the canonical body, compared on replays.
+    /// - Throws: `.conflict` when the key was used with another body; `.unavailable` when
+    ///   the outbox backlog is over its limit; database errors.
+    public func accept(_ command: Command, idempotencyKey: String?, bodyDigest: String) async throws -> AcceptedRequest {
+        if let idempotencyKey, let earlier = try await lookup(idempotencyKey: idempotencyKey, bodyDigest: bodyDigest) {
+            return earlier
+        }
+        try await checkBacklog()
+        let payload = try command.encoded()
+        let response = #"{"request_id":"\#(command.requestID)","status":"accepted"}"#
+        do {
+            try await database.transaction { connection in
+                try connection.execute(
+                    """
+                    INSERT INTO requests (request_id, kind, idempotency_key, body_hash, token_name, status, accepted_at, response)
+                    VALUES (?, ?, ?, ?, ?, 'accepted', ?, ?)
+                    """,
+                    .text(command.requestID), .text(command.kind), SQLValue(idempotencyKey), .text(bodyDigest),
+                    .text(command.actor), .int64(command.acceptedAt), .text(response))
+                try connection.execute(
+                    "INSERT INTO outbox (request_id, partition_key, payload, created_at) VALUES (?, ?, ?, ?)",
+                    .text(command.requestID), .text(command.partitionKey), .blob(payload), .int64(command.acceptedAt))
+            }
+        } catch let error as GatehouseError where error.code == .conflict && idempotencyKey != nil {
+            // Two requests with one key raced; the other one won. Answer as a replay.
+            if let earlier = try await lookup(idempotencyKey: idempotencyKey!, bodyDigest: bodyDigest) { return earlier }
+            throw error
+        }
+        backlog.withLock { $0.count += 1 }
+        return AcceptedRequest(requestID: command.requestID, isReplay: false)
+    }
+
+    private func lookup(idempotencyKey: String, bodyDigest: String) async throws -> AcceptedRequest? {
+        let row = try await database.read { connection in
+            try connection.queryFirst(
+                "SELECT request_id, body_hash FROM requests WHERE idempotency_key = ?", .text(idempotencyKey))
+        }
+        guard let row else { return nil }
+        guard try row.text("body_hash") == bodyDigest else {
+            throw GatehouseError(.conflict,
+                "this Idempotency-Key was already used with a different body; use a new key for a new request")
+        }
+        return AcceptedRequest(requestID: try row.text("request_id"), isReplay: true)
+    }
+
+    /// Refuses new work while the unpublished outbox is over the limit. The count is
+    /// measured at most every 500 ms and kept up to date in between.
+    private func checkBacklog() async throws {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let (count, measuredAt) = backlog.withLock { ($0.count, $0.measuredAt) }
+        var current = count
+        if measuredAt == 0 || now - measuredAt > 500_000_000 {
+            current = try await unpublishedCount()
+            backlog.withLock { $0 = (current, now) }
+        }
+        if current >= configuration.outboxBacklogLimit {
+            throw GatehouseError(.unavailable,
+                "\(current) accepted requests are waiting to be processed; retry in \(configuration.retryAfterSeconds) s")
+        }
+    }
+
+    /// Accepted requests whose command has not left the outbox yet.
+    public func unpublishedCount() async throws -> Int {
+        try await database.read { connection in
+            try connection.queryFirst("SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL")?.int("n") ?? 0
+        }
+    }
+}
