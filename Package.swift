@@ -41,6 +41,11 @@ let package = Package(
         /// HTTP server over libmicrohttpd, router, bearer-token authentication.
         .target(name: "GatehouseHTTP", dependencies: ["GatehouseCore", "CMicroHTTPD"], swiftSettings: strict),
 
+        /// The command bus: a durable embedded queue in the database, or Kafka via librdkafka.
+        .target(
+            name: "GatehouseBus", dependencies: ["GatehouseCore", "GatehouseStore", "GatehouseDomain", "CRdKafka"],
+            swiftSettings: strict),
+
         // MARK: Services
         /// The REST API: validates, stores request + outbox in one transaction, answers 202.
         .target(
@@ -83,6 +88,10 @@ let package = Package(
         .testTarget(
             name: "GatehouseAPITests",
             dependencies: ["GatehouseAPI", "GatehouseCLI", "GatehouseStore", "GatehouseTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "GatehouseBusTests",
+            dependencies: ["GatehouseBus", "GatehouseStore", "GatehouseDomain", "GatehouseTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "GatehouseHTTPTests", dependencies: ["GatehouseHTTP", "GatehouseTestSupport"], swiftSettings: strict),
