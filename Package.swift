@@ -53,6 +53,16 @@ let package = Package(
             dependencies: ["GatehouseCore", "GatehouseDomain", "GatehouseHTTP", "GatehouseStore", "GatehouseCrypto"],
             swiftSettings: strict),
 
+        /// The EMM carousel: schedule, pacing, TS packetizing, UDP multicast output.
+        .target(
+            name: "GatehousePlayout", dependencies: ["GatehouseCore", "GatehouseTS", "GatehouseStore", "GatehouseEMM"],
+            swiftSettings: strict),
+        /// Watches the multicast feed: demux, decrypt, conditions and actions, bandwidth, Pushgateway.
+        .target(
+            name: "GatehouseMonitor",
+            dependencies: ["GatehouseCore", "GatehouseTS", "GatehouseEMM", "GatehouseCrypto", "GatehouseStore"],
+            swiftSettings: strict),
+
         // MARK: Executable
         /// Subcommand implementations, kept apart from `main` so they can be tested.
         .target(
@@ -92,6 +102,14 @@ let package = Package(
         .testTarget(
             name: "GatehouseBusTests",
             dependencies: ["GatehouseBus", "GatehouseStore", "GatehouseDomain", "GatehouseTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "GatehousePlayoutTests",
+            dependencies: ["GatehousePlayout", "GatehouseTS", "GatehouseEMM", "GatehouseStore", "GatehouseTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "GatehouseMonitorTests",
+            dependencies: ["GatehouseMonitor", "GatehouseTS", "GatehouseEMM", "GatehouseTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "GatehouseHTTPTests", dependencies: ["GatehouseHTTP", "GatehouseTestSupport"], swiftSettings: strict),
