@@ -212,6 +212,34 @@ struct ReplayGuardTests {
         #expect(guardian.highestAccepted(for: .global) == 1)  // check does not record
     }
 
+    @Test("window mode accepts unseen numbers within the window once, out of order")
+    func window() throws {
+        let guardian = ReplayGuard(window: 64)
+        let device = EMMAddressing.unique(deviceID: 1)
+        // A box joining the carousel mid-cycle: 11, 12, then 10 on the next cycle.
+        try guardian.accept(device, sequenceNumber: 11)
+        try guardian.accept(device, sequenceNumber: 12)
+        try guardian.accept(device, sequenceNumber: 10)
+        #expect(throws: EMMError.duplicate(sequenceNumber: 10)) { try guardian.accept(device, sequenceNumber: 10) }
+        #expect(throws: EMMError.duplicate(sequenceNumber: 11)) { try guardian.accept(device, sequenceNumber: 11) }
+        #expect(throws: EMMError.duplicate(sequenceNumber: 12)) { try guardian.accept(device, sequenceNumber: 12) }
+        try guardian.accept(device, sequenceNumber: 100)
+        try guardian.accept(device, sequenceNumber: 37)  // 63 below: still inside
+        #expect(throws: EMMError.stale(sequenceNumber: 36, highestAccepted: 100)) {
+            try guardian.accept(device, sequenceNumber: 36)
+        }
+        try guardian.accept(device, sequenceNumber: 1000)  // a jump beyond the window clears it
+        #expect(throws: EMMError.stale(sequenceNumber: 100, highestAccepted: 1000)) {
+            try guardian.accept(device, sequenceNumber: 100)
+        }
+        try guardian.accept(device, sequenceNumber: 999)
+        // After a restore, the whole window below the restored value counts as seen.
+        let restored = ReplayGuard(window: 64)
+        restored.restore(guardian.snapshot())
+        #expect(throws: EMMError.duplicate(sequenceNumber: 990)) { try restored.accept(device, sequenceNumber: 990) }
+        try restored.accept(device, sequenceNumber: 1001)
+    }
+
     @Test("a replayed sealed EMM is refused after the first opening")
     func replayedSection() throws {
         let sealer = try EMMSealer(key: exampleKey, keyVersion: 1)
