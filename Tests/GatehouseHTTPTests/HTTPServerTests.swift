@@ -236,6 +236,38 @@ struct HTTPServerTests {
         _ = holders
     }
 
+    @Test("idle connections are closed after the connection timeout")
+    func idleTimeout() throws {
+        var configuration = TestServer.defaultConfiguration()
+        configuration.connectionTimeoutSeconds = 1
+        let test = try TestServer(configuration: configuration, routes: standardRoutes)
+        defer { test.server.shutdown() }
+        let idle = try IdleConnection(port: test.server.boundAddress!.port)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(idle.fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let started = ContinuousClock.now
+        var byte: UInt8 = 0
+        let received = recv(idle.fd, &byte, 1, 0)
+        #expect(received == 0)  // orderly close by the server, not our 5 s receive timeout
+        #expect(ContinuousClock.now - started < .seconds(4))
+    }
+
+    @Test("a chunked body far past the limit is cut off, and the server keeps serving")
+    func chunkedFloodIsCutOff() throws {
+        var configuration = TestServer.defaultConfiguration()
+        configuration.maximumBodySize = 1024
+        let test = try TestServer(configuration: configuration, routes: standardRoutes)
+        defer { test.server.shutdown() }
+        let flood = try Curl.run(
+            [
+                "-o", "/dev/null", "-w", "%{http_code}", "-H", "Authorization: Bearer \(TestTokens.writer)",
+                "-H", "Transfer-Encoding: chunked", "--data-binary", "@-", test.url("/echo"),
+            ], input: Data(repeating: 0x41, count: 1 << 20))
+        #expect(flood.stdout != "202")
+        let health = try Curl.run(["-o", "/dev/null", "-w", "%{http_code}", test.url("/healthz")])
+        #expect(health.stdout == "200")
+    }
+
     @Test("IPv6 loopback")
     func ipv6() throws {
         let test = try TestServer(configuration: TestServer.defaultConfiguration(host: "::1"), routes: standardRoutes)
