@@ -114,6 +114,10 @@ public struct HTTPServerConfiguration: Sendable {
         do {
             configuration.address = try HTTPServerAddress.parse(
                 source.string("GATEHOUSE_HTTP_ADDR", default: "127.0.0.1:8080"))
+        } catch {
+            throw GatehouseError(.configuration, "GATEHOUSE_HTTP_ADDR: \(error.message)")
+        }
+        do {
             configuration.maximumBodySize = try source.int(
                 "GATEHOUSE_HTTP_MAX_BODY_BYTES", default: 65536,
                 in: 1...(64 << 20))

@@ -164,6 +164,12 @@ struct HTTPUnitTests {
         #expect(throws: GatehouseError.self) {
             _ = try HTTPServerConfiguration.load(from: ConfigSource(environment: ["GATEHOUSE_HTTP_TLS_CERT": "/x.pem"]))
         }
+        do {
+            _ = try HTTPServerConfiguration.load(from: ConfigSource(environment: ["GATEHOUSE_HTTP_ADDR": "example:80"]))
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.message.hasPrefix("GATEHOUSE_HTTP_ADDR"))
+        }
         var tooFewConnections = HTTPServerConfiguration()
         tooFewConnections.threadCount = 4
         tooFewConnections.connectionLimit = 2
