@@ -50,9 +50,10 @@ public enum AESGCM {
     }
 
     /// Encrypts and authenticates `plaintext`, also authenticating `associatedData`.
-    public static func seal(_ plaintext: some Collection<UInt8>, using key: SymmetricKey, nonce: Nonce,
-        authenticating associatedData: some Collection<UInt8> = [UInt8]()) throws(CryptoError) -> SealedBox
-    {
+    public static func seal(
+        _ plaintext: some Collection<UInt8>, using key: SymmetricKey, nonce: Nonce,
+        authenticating associatedData: some Collection<UInt8> = [UInt8]()
+    ) throws(CryptoError) -> SealedBox {
         let cipher = try AESGCMCipher(key: key)
         let input = Array(plaintext)
         let aad = Array(associatedData)
@@ -75,9 +76,10 @@ public enum AESGCM {
     /// Verifies and decrypts `box`.
     /// - Throws: `CryptoError.authenticationFailed` when the tag does not match (altered
     ///   ciphertext, tag or associated data, or another key); no plaintext is returned.
-    public static func open(_ box: SealedBox, using key: SymmetricKey,
-        authenticating associatedData: some Collection<UInt8> = [UInt8]()) throws(CryptoError) -> [UInt8]
-    {
+    public static func open(
+        _ box: SealedBox, using key: SymmetricKey,
+        authenticating associatedData: some Collection<UInt8> = [UInt8]()
+    ) throws(CryptoError) -> [UInt8] {
         let cipher = try AESGCMCipher(key: key)
         let aad = Array(associatedData)
         var plaintext = [UInt8](repeating: 0, count: box.ciphertext.count)
@@ -125,10 +127,11 @@ public final class AESGCMCipher {
     /// Encrypts `plaintext` into `ciphertext` (same length; may be the same memory) and
     /// writes the 16-byte tag. `associatedData` is authenticated, not encrypted.
     /// - Throws: `CryptoError.invalidInput` on wrong buffer sizes, `.library` if libcrypto fails.
-    public func seal(plaintext: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer,
+    public func seal(
+        plaintext: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer,
         associatedData: UnsafeRawBufferPointer, ciphertext: UnsafeMutableRawBufferPointer,
-        tag: UnsafeMutableRawBufferPointer) throws(CryptoError)
-    {
+        tag: UnsafeMutableRawBufferPointer
+    ) throws(CryptoError) {
         try checkSizes(nonce: nonce.count, tag: tag.count, input: plaintext.count, output: ciphertext.count)
         let ctx = encryptor.pointer
         var n: Int32 = 0
@@ -156,10 +159,11 @@ public final class AESGCMCipher {
     /// the same memory).
     /// - Throws: `CryptoError.authenticationFailed` when the tag does not match; the
     ///   output buffer is then wiped so no unauthenticated plaintext escapes.
-    public func open(ciphertext: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer,
+    public func open(
+        ciphertext: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer,
         associatedData: UnsafeRawBufferPointer, tag: UnsafeRawBufferPointer,
-        plaintext: UnsafeMutableRawBufferPointer) throws(CryptoError)
-    {
+        plaintext: UnsafeMutableRawBufferPointer
+    ) throws(CryptoError) {
         try checkSizes(nonce: nonce.count, tag: tag.count, input: ciphertext.count, output: plaintext.count)
         let ctx = decryptor.pointer
         var n: Int32 = 0
@@ -179,13 +183,16 @@ public final class AESGCMCipher {
             written = Int(n)
         }
         // EVP_CTRL_GCM_SET_TAG takes a non-const pointer but only reads the tag.
-        guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, Int32(AESGCM.tagByteCount),
+        guard
+            EVP_CIPHER_CTX_ctrl(
+                ctx, EVP_CTRL_GCM_SET_TAG, Int32(AESGCM.tagByteCount),
                 UnsafeMutableRawPointer(mutating: tag.baseAddress)) == 1
         else { throw CryptoError.openSSL("EVP_CIPHER_CTX_ctrl (AES-GCM set tag)") }
         guard EVP_DecryptFinal_ex(ctx, plaintext.u8.map { $0 + written }, &n) == 1 else {
             SecureMemory.zero(plaintext)
             CryptoError.clearOpenSSLQueue()
-            throw CryptoError(.authenticationFailed,
+            throw CryptoError(
+                .authenticationFailed,
                 "AES-GCM authentication failed: the data, its associated data or its tag was altered, "
                     + "or it was sealed under another key; discard it")
         }

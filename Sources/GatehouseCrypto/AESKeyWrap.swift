@@ -15,9 +15,11 @@ public enum AESKeyWrap {
     /// Unwraps a key wrapped by `wrap(_:kek:)`.
     /// - Throws: `CryptoError.unwrapFailed` when the KEK is wrong or the bytes were altered;
     ///   `.invalidInput` when the length cannot be a wrapped AES-128/256 key.
-    public static func unwrap(_ wrapped: some Collection<UInt8>, kek: SymmetricKey) throws(CryptoError) -> SymmetricKey {
+    public static func unwrap(_ wrapped: some Collection<UInt8>, kek: SymmetricKey) throws(CryptoError) -> SymmetricKey
+    {
         guard wrapped.count == 24 || wrapped.count == 40 else {
-            throw CryptoError(.invalidInput,
+            throw CryptoError(
+                .invalidInput,
                 "a wrapped AES key is 24 bytes (AES-128) or 40 bytes (AES-256), got \(wrapped.count)")
         }
         let input = Array(wrapped)
@@ -43,7 +45,8 @@ public enum AESKeyWrap {
     /// Unwraps bytes wrapped by `wrap(bytes:kek:)`. The caller should wipe the result.
     public static func unwrap(bytes wrapped: some Collection<UInt8>, kek: SymmetricKey) throws(CryptoError) -> [UInt8] {
         guard wrapped.count >= 24, wrapped.count % 8 == 0 else {
-            throw CryptoError(.invalidInput,
+            throw CryptoError(
+                .invalidInput,
                 "an RFC 3394 wrapped value is a multiple of 8 bytes, at least 24; got \(wrapped.count)")
         }
         let input = Array(wrapped)
@@ -53,7 +56,8 @@ public enum AESKeyWrap {
     }
 
     /// Wraps 1 or more bytes with padding (RFC 5649).
-    public static func wrapWithPadding(_ data: some Collection<UInt8>, kek: SymmetricKey) throws(CryptoError) -> [UInt8] {
+    public static func wrapWithPadding(_ data: some Collection<UInt8>, kek: SymmetricKey) throws(CryptoError) -> [UInt8]
+    {
         guard data.count >= 1 else { throw CryptoError(.invalidInput, "RFC 5649 wraps at least 1 byte") }
         var input = Array(data)
         defer { SecureMemory.zero(&input) }
@@ -67,7 +71,8 @@ public enum AESKeyWrap {
         -> [UInt8]
     {
         guard wrapped.count >= 16, wrapped.count % 8 == 0 else {
-            throw CryptoError(.invalidInput,
+            throw CryptoError(
+                .invalidInput,
                 "an RFC 5649 wrapped value is a multiple of 8 bytes, at least 16; got \(wrapped.count)")
         }
         let input = Array(wrapped)
@@ -86,9 +91,10 @@ public enum AESKeyWrap {
 
     /// The one EVP path for all four operations; `kekBytes` may be 16, 24 or 32 bytes
     /// (24 only reaches here from tests: the RFC 5649 examples use an AES-192 KEK).
-    static func run(_ mode: AESCipher, encrypt: Bool, _ input: UnsafeRawBufferPointer,
-        kekBytes: UnsafeRawBufferPointer) throws(CryptoError) -> [UInt8]
-    {
+    static func run(
+        _ mode: AESCipher, encrypt: Bool, _ input: UnsafeRawBufferPointer,
+        kekBytes: UnsafeRawBufferPointer
+    ) throws(CryptoError) -> [UInt8] {
         let context = try EVPCipherContext.make()
         let ctx = context.pointer
         guard let cipher = mode.descriptor(keyByteCount: kekBytes.count) else {
@@ -112,7 +118,8 @@ public enum AESKeyWrap {
             SecureMemory.zero(&output)
             if encrypt { throw CryptoError.openSSL("EVP_EncryptUpdate (AES key wrap)") }
             CryptoError.clearOpenSSLQueue()
-            throw CryptoError(.unwrapFailed,
+            throw CryptoError(
+                .unwrapFailed,
                 "AES key unwrap failed its integrity check: the KEK is wrong or the wrapped key was altered")
         }
         let result = Array(output[0..<Int(n)])

@@ -56,9 +56,10 @@ public struct CryptoError: Error, Sendable, Equatable, CustomStringConvertible {
     ///
     /// Every failing libcrypto call goes through here, so a stale queue never leaks
     /// into the next error on the same thread.
-    static func openSSL(_ operation: String, code: Code = .library, hint: String? = nil,
-        file: String = #fileID, line: Int = #line) -> CryptoError
-    {
+    static func openSSL(
+        _ operation: String, code: Code = .library, hint: String? = nil,
+        file: String = #fileID, line: Int = #line
+    ) -> CryptoError {
         var first: UInt?
         var reasons: [String] = []
         var buffer = [CChar](repeating: 0, count: 256)

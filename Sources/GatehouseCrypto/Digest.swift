@@ -42,7 +42,8 @@ public enum HMACSHA256 {
         guard keyBytes.count <= Int(Int32.max) else { throw CryptoError(.invalidInput, "HMAC key is too long") }
         let ok = keyBytes.withUnsafeBytes { k in
             bytes.withUnsafeBytes { d in
-                HMAC(EVP_sha256(), k.baseAddress, Int32(k.count), d.u8, d.count,
+                HMAC(
+                    EVP_sha256(), k.baseAddress, Int32(k.count), d.u8, d.count,
                     &out, &length) != nil
             }
         }
@@ -51,9 +52,10 @@ public enum HMACSHA256 {
     }
 
     /// Whether `mac` is the MAC of `data` under `key`, compared in constant time.
-    public static func isValid(_ mac: some Collection<UInt8>, for data: some Collection<UInt8>,
-        key: some Collection<UInt8>) throws(CryptoError) -> Bool
-    {
+    public static func isValid(
+        _ mac: some Collection<UInt8>, for data: some Collection<UInt8>,
+        key: some Collection<UInt8>
+    ) throws(CryptoError) -> Bool {
         ConstantTime.isEqual(Array(mac), try authenticationCode(for: data, key: key))
     }
 }

@@ -11,7 +11,8 @@ public enum SecureRandom {
         guard buffer.count <= Int(Int32.max),
             RAND_bytes(buffer.u8, Int32(buffer.count)) == 1
         else {
-            throw CryptoError.openSSL("RAND_bytes", code: .randomUnavailable,
+            throw CryptoError.openSSL(
+                "RAND_bytes", code: .randomUnavailable,
                 hint: "the system random generator is unavailable; check /dev/urandom and the OpenSSL configuration")
         }
     }

@@ -52,7 +52,8 @@ public struct SymmetricKey: Sendable, Equatable, CustomStringConvertible, Custom
     /// - Throws: `CryptoError.invalidKey` when the length is neither 16 nor 32 bytes.
     public init(_ raw: UnsafeRawBufferPointer) throws(CryptoError) {
         guard let size = Size.allCases.first(where: { $0.byteCount == raw.count }) else {
-            throw CryptoError(.invalidKey, "an AES key must be 16 or 32 bytes (AES-128 or AES-256), got \(raw.count) bytes")
+            throw CryptoError(
+                .invalidKey, "an AES key must be 16 or 32 bytes (AES-128 or AES-256), got \(raw.count) bytes")
         }
         let storage = Storage(copying: raw)
         self.storage = storage
@@ -73,7 +74,8 @@ public struct SymmetricKey: Sendable, Equatable, CustomStringConvertible, Custom
         while end > start, Hex.isSpace(utf8[end - 1]) { end -= 1 }
         let digits = end - start
         guard digits == 32 || digits == 64 else {
-            throw CryptoError(.invalidKey,
+            throw CryptoError(
+                .invalidKey,
                 "a key in hex must be 32 digits (AES-128) or 64 digits (AES-256), got \(digits) characters")
         }
         var bytes = [UInt8](repeating: 0, count: digits / 2)

@@ -104,9 +104,10 @@ public struct OnScreenMessage: Sendable, Hashable {
     /// UTF-8 text, at most `EMMLayout.maximumTextBytes` bytes.
     public var text: String
 
-    public init(style: OSMStyle, priority: UInt8 = 0, durationSeconds: UInt16, start: UInt32, expiry: UInt32,
-        repeatCount: UInt8 = 1, position: ScreenPosition = .random, text: String)
-    {
+    public init(
+        style: OSMStyle, priority: UInt8 = 0, durationSeconds: UInt16, start: UInt32, expiry: UInt32,
+        repeatCount: UInt8 = 1, position: ScreenPosition = .random, text: String
+    ) {
         self.style = style
         self.priority = priority
         self.durationSeconds = durationSeconds
@@ -172,9 +173,10 @@ public struct EMM: Sendable, Equatable {
     public var timestamp: UInt32
     public var payload: EMMPayload
 
-    public init(addressing: EMMAddressing, keyVersion: UInt16, sequenceNumber: UInt64, timestamp: UInt32,
-        payload: EMMPayload)
-    {
+    public init(
+        addressing: EMMAddressing, keyVersion: UInt16, sequenceNumber: UInt64, timestamp: UInt32,
+        payload: EMMPayload
+    ) {
         self.addressing = addressing
         self.keyVersion = keyVersion
         self.sequenceNumber = sequenceNumber

@@ -28,7 +28,9 @@ public struct EMMEnvelope: Sendable, Hashable {
         guard b.count >= 3 else { throw .section(.truncated(needed: 3, available: b.count)) }
         guard b[1] & 0x80 != 0 else { throw .notLongForm }
         let sectionLength = Int(b[1] & 0x0F) << 8 | Int(b[2])
-        guard sectionLength <= PrivateSection.maximumSectionLength else { throw .section(.invalidLength(sectionLength)) }
+        guard sectionLength <= PrivateSection.maximumSectionLength else {
+            throw .section(.invalidLength(sectionLength))
+        }
         let size = 3 + sectionLength
         guard b.count >= size else { throw .section(.truncated(needed: size, available: b.count)) }
         guard size >= EMMLayout.overhead + EMMLayout.minimumPlaintext else { throw .tooShort(length: size) }
@@ -39,7 +41,8 @@ public struct EMMEnvelope: Sendable, Hashable {
             throw .unsupportedFormatVersion(b[EMMLayout.formatVersionOffset])
         }
         tableID = b[0]
-        addressing = try EMMAddressing(classCode: b[EMMLayout.addressingClassOffset],
+        addressing = try EMMAddressing(
+            classCode: b[EMMLayout.addressingClassOffset],
             address: b.be64(EMMLayout.addressOffset))
         keyVersion = b.be16(EMMLayout.keyVersionOffset)
         sequenceNumber = b.be64(EMMLayout.sequenceNumberOffset)

@@ -37,7 +37,8 @@ public enum EMMError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notLongForm: "EMM section uses the short form; Gatehouse EMMs use the long form with CRC-32"
         case .tooShort(let length):
             "EMM section of \(length) bytes is shorter than the smallest EMM (\(EMMLayout.overhead + EMMLayout.minimumPlaintext))"
-        case .unsupportedFormatVersion(let v): "EMM format version \(v) is not supported (expected \(EMMLayout.formatVersion))"
+        case .unsupportedFormatVersion(let v):
+            "EMM format version \(v) is not supported (expected \(EMMLayout.formatVersion))"
         case .unknownAddressingClass(let c): "EMM addressing class \(c) is unknown (0 unique, 1 shared, 2 global)"
         case .keyVersionMismatch(let expected, let found):
             "EMM sealed under key version \(found), but the key offered is version \(expected): look up the right key"

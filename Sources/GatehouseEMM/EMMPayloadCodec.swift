@@ -15,7 +15,8 @@ enum EMMPayloadCodec {
             return 3
         case .onScreenMessage(let message):
             guard message.expiry >= message.start else {
-                throw .invalidField("on-screen message expiry (\(message.expiry)) is before its start (\(message.start))")
+                throw .invalidField(
+                    "on-screen message expiry (\(message.expiry)) is before its start (\(message.start))")
             }
             let textBytes = message.text.utf8.count
             guard textBytes <= EMMLayout.maximumTextBytes else {
@@ -78,7 +79,9 @@ enum EMMPayloadCodec {
             try need(3, "entitlement cancel")
             return .entitlementCancel(productID: p.be16(1))
         case EMMLayout.Kind.onScreenMessage:
-            guard p.count >= 18 else { throw .malformedPayload("on-screen message needs at least 18 bytes, has \(p.count)") }
+            guard p.count >= 18 else {
+                throw .malformedPayload("on-screen message needs at least 18 bytes, has \(p.count)")
+            }
             guard let style = OSMStyle(rawValue: p[1]) else {
                 throw .malformedPayload("unknown on-screen message style \(p[1])")
             }
@@ -91,7 +94,8 @@ enum EMMPayloadCodec {
                 throw .malformedPayload("on-screen message text is not valid UTF-8")
             }
             return .onScreenMessage(
-                OnScreenMessage(style: style, priority: p[2], durationSeconds: p.be16(3), start: p.be32(5),
+                OnScreenMessage(
+                    style: style, priority: p[2], durationSeconds: p.be16(3), start: p.be32(5),
                     expiry: p.be32(9), repeatCount: p[13], position: ScreenPosition(x: p[14], y: p[15]), text: text))
         case EMMLayout.Kind.keyUpdate:
             guard p.count >= 4 else { throw .malformedPayload("key update needs at least 4 bytes, has \(p.count)") }

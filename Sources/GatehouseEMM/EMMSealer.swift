@@ -59,6 +59,9 @@ public final class EMMSealer {
         out.append(contentsOf: repeatElement(0, count: total))
         let cipher = self.cipher
         let tableID = tableIDs.tableID(for: emm.addressing)
+        // On failure the bytes appended here are removed again: `out` is left as it was.
+        var didFail = true
+        defer { if didFail, out.count == start + total { out.removeSubrange(start...) } }
         try out.withMutableBytes { (whole) throws(EMMError) in
             let s = UnsafeMutableRawBufferPointer(rebasing: whole[start..<(start + total)])
             // Long-form private section header (ISO/IEC 13818-1 2.4.4.10).
@@ -77,7 +80,8 @@ public final class EMMSealer {
             s.put64(emm.sequenceNumber, at: EMMLayout.sequenceNumberOffset)
             s.put32(emm.timestamp, at: EMMLayout.timestampOffset)
             s.put32(salt, at: EMMLayout.nonceSaltOffset)
-            let body = UnsafeMutableRawBufferPointer(rebasing: s[EMMLayout.headerSize..<(EMMLayout.headerSize + bodySize)])
+            let body = UnsafeMutableRawBufferPointer(
+                rebasing: s[EMMLayout.headerSize..<(EMMLayout.headerSize + bodySize)])
             EMMPayloadCodec.write(emm.payload, into: body)
             let tagStart = EMMLayout.headerSize + bodySize
             let tag = UnsafeMutableRawBufferPointer(rebasing: s[tagStart..<(tagStart + EMMLayout.tagSize)])
@@ -86,7 +90,8 @@ public final class EMMSealer {
             var nonceBytes: (UInt64, UInt32) = (emm.sequenceNumber.bigEndian, salt.bigEndian)
             do throws(CryptoError) {
                 try withBytes(of: &nonceBytes) { (n) throws(CryptoError) in
-                    try cipher.seal(plaintext: UnsafeRawBufferPointer(body), nonce: n, associatedData: aad,
+                    try cipher.seal(
+                        plaintext: UnsafeRawBufferPointer(body), nonce: n, associatedData: aad,
                         ciphertext: body, tag: tag)
                 }
             } catch {
@@ -96,6 +101,7 @@ public final class EMMSealer {
             let crc = CRC32MPEG2.checksum(UnsafeRawBufferPointer(rebasing: s[0..<(total - EMMLayout.crcSize)]))
             s.put32(crc, at: total - EMMLayout.crcSize)
         }
+        didFail = false
     }
 
     private func nextSalt() throws(EMMError) -> UInt32 {
@@ -150,7 +156,8 @@ public final class EMMOpener {
         }
         let count = envelope.ciphertextLength
         let aad = UnsafeRawBufferPointer(rebasing: section[0..<EMMLayout.headerSize])
-        let ciphertext = UnsafeRawBufferPointer(rebasing: section[EMMLayout.headerSize..<(EMMLayout.headerSize + count)])
+        let ciphertext = UnsafeRawBufferPointer(
+            rebasing: section[EMMLayout.headerSize..<(EMMLayout.headerSize + count)])
         let tagStart = EMMLayout.headerSize + count
         let tag = UnsafeRawBufferPointer(rebasing: section[tagStart..<(tagStart + EMMLayout.tagSize)])
         var nonceBytes: (UInt64, UInt32) = (envelope.sequenceNumber.bigEndian, envelope.nonceSalt.bigEndian)
@@ -159,7 +166,8 @@ public final class EMMOpener {
             defer { SecureMemory.zero(plaintext) }
             do throws(CryptoError) {
                 try withBytes(of: &nonceBytes) { (n) throws(CryptoError) in
-                    try cipher.open(ciphertext: ciphertext, nonce: n, associatedData: aad, tag: tag, plaintext: plaintext)
+                    try cipher.open(
+                        ciphertext: ciphertext, nonce: n, associatedData: aad, tag: tag, plaintext: plaintext)
                 }
             } catch {
                 if error.code == .authenticationFailed { throw .authenticationFailed }
@@ -167,7 +175,8 @@ public final class EMMOpener {
             }
             return try EMMPayloadCodec.read(UnsafeRawBufferPointer(plaintext))
         }
-        return EMM(addressing: envelope.addressing, keyVersion: envelope.keyVersion,
+        return EMM(
+            addressing: envelope.addressing, keyVersion: envelope.keyVersion,
             sequenceNumber: envelope.sequenceNumber, timestamp: envelope.timestamp, payload: payload)
     }
 }

@@ -97,7 +97,9 @@ public final class ReplayGuard: Sendable {
         }
         let distance = current.highest - sequence
         if distance == 0 { throw .duplicate(sequenceNumber: sequence) }
-        guard distance < UInt64(window) else { throw .stale(sequenceNumber: sequence, highestAccepted: current.highest) }
+        guard distance < UInt64(window) else {
+            throw .stale(sequenceNumber: sequence, highestAccepted: current.highest)
+        }
         let bit: UInt64 = 1 << distance
         if current.seen & bit != 0 { throw .duplicate(sequenceNumber: sequence) }
         current.seen |= bit

@@ -58,17 +58,21 @@ struct KeyTests {
     /// RFC 3394 section 4 (the cases with 128- and 256-bit KEKs).
     static let rfc3394: [WrapVector] = [
         // 4.1 Wrap 128 bits of Key Data with a 128-bit KEK
-        WrapVector(kek: "000102030405060708090A0B0C0D0E0F", key: "00112233445566778899AABBCCDDEEFF",
+        WrapVector(
+            kek: "000102030405060708090A0B0C0D0E0F", key: "00112233445566778899AABBCCDDEEFF",
             wrapped: "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5"),
         // 4.3 Wrap 128 bits of Key Data with a 256-bit KEK
-        WrapVector(kek: "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F",
+        WrapVector(
+            kek: "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F",
             key: "00112233445566778899AABBCCDDEEFF", wrapped: "64E8C3F9CE0F5BA263E9777905818A2A93C8191E7D6E8AE7"),
         // 4.5 Wrap 192 bits of Key Data with a 256-bit KEK
-        WrapVector(kek: "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F",
+        WrapVector(
+            kek: "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F",
             key: "00112233445566778899AABBCCDDEEFF0001020304050607",
             wrapped: "A8F9BC1612C68B3FF6E6F4FBE30E71E4769C8B80A32CB8958CD5D17D6B254DA1"),
         // 4.6 Wrap 256 bits of Key Data with a 256-bit KEK
-        WrapVector(kek: "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F",
+        WrapVector(
+            kek: "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F",
             key: "00112233445566778899AABBCCDDEEFF000102030405060708090A0B0C0D0E0F",
             wrapped: "28C9F404C4B810F4CBCCB35CFB87F8263F5786E2D80ED326CBC7F0E71A99F43BFB988B9B7A02DD21"),
     ]
@@ -111,7 +115,10 @@ struct KeyTests {
     func rfc5649Vectors() throws {
         let kek = Fixtures.hex("5840df6e29b02af1ab493b705bf16ea1ae8338f4dcc176a8")
         let cases: [(String, String)] = [
-            ("c37b7e6492584340bed12207808941155068f738", "138bdeaa9b8fa7fc61f97742e72248ee5ae6ae5360d1ae6a5f54f373fa543b6a"),
+            (
+                "c37b7e6492584340bed12207808941155068f738",
+                "138bdeaa9b8fa7fc61f97742e72248ee5ae6ae5360d1ae6a5f54f373fa543b6a"
+            ),
             ("466f7250617369", "afbeb0f07dfbf5419200f2ccb50bb24f"),
         ]
         for (key, expected) in cases {
@@ -147,17 +154,22 @@ struct KeyTests {
 struct DigestTests {
     @Test("SHA-256 known answers (FIPS 180-4 examples)")
     func sha256() throws {
-        #expect(Hex.encode(try SHA256.hash([UInt8]())) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(
+            Hex.encode(try SHA256.hash([UInt8]())) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        )
         #expect(try SHA256.hexDigest(of: "abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(try SHA256.hexDigest(of: "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")
-            == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(
+            try SHA256.hexDigest(of: "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
     }
 
     @Test("HMAC-SHA256 known answers (RFC 4231 test cases 1 and 2)")
     func hmac() throws {
-        let mac1 = try HMACSHA256.authenticationCode(for: Array("Hi There".utf8), key: [UInt8](repeating: 0x0b, count: 20))
+        let mac1 = try HMACSHA256.authenticationCode(
+            for: Array("Hi There".utf8), key: [UInt8](repeating: 0x0b, count: 20))
         #expect(Hex.encode(mac1) == "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
-        let mac2 = try HMACSHA256.authenticationCode(for: Array("what do ya want for nothing?".utf8), key: Array("Jefe".utf8))
+        let mac2 = try HMACSHA256.authenticationCode(
+            for: Array("what do ya want for nothing?".utf8), key: Array("Jefe".utf8))
         #expect(Hex.encode(mac2) == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
         #expect(try HMACSHA256.isValid(mac2, for: Array("what do ya want for nothing?".utf8), key: Array("Jefe".utf8)))
         #expect(try !HMACSHA256.isValid(mac2, for: Array("what do ya want for nothing!".utf8), key: Array("Jefe".utf8)))

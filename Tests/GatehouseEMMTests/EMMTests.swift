@@ -19,13 +19,16 @@ let samplePayloads: [EMMPayload] = [
     .entitlementAdd(EntitlementGrant(productID: 0x0101, start: 1_767_225_600, end: 1_769_904_000)),
     .entitlementCancel(productID: 65535),
     .onScreenMessage(
-        OnScreenMessage(style: .scrollingTop, priority: 3, durationSeconds: 30, start: 1_767_225_600,
+        OnScreenMessage(
+            style: .scrollingTop, priority: 3, durationSeconds: 30, start: 1_767_225_600,
             expiry: 1_767_312_000, repeatCount: 2, position: .random, text: "Your subscription renews on 1 Feb ✓")),
     .onScreenMessage(
-        OnScreenMessage(style: .fingerprint, priority: 255, durationSeconds: 5, start: 0, expiry: 0, repeatCount: 0,
+        OnScreenMessage(
+            style: .fingerprint, priority: 255, durationSeconds: 5, start: 0, expiry: 0, repeatCount: 0,
             position: ScreenPosition(x: 10, y: 90), text: "")),
     .onScreenMessage(
-        OnScreenMessage(style: .mailbox, durationSeconds: 0, start: 1, expiry: 2,
+        OnScreenMessage(
+            style: .mailbox, durationSeconds: 0, start: 1, expiry: 2,
             text: String(repeating: "é", count: EMMLayout.maximumTextBytes / 2))),
     .keyUpdate(KeyUpdate(newKeyVersion: 2, newKey: try! SymmetricKey(hex: String(repeating: "a5", count: 16)))),
     .keyUpdate(KeyUpdate(newKeyVersion: 0xFFFF, newKey: try! SymmetricKey(hex: String(repeating: "5a", count: 32)))),
@@ -36,7 +39,8 @@ struct EMMTests {
     /// docs/emm-format.md, "Worked example": this test keeps the document true.
     @Test("the worked example of docs/emm-format.md, byte for byte")
     func workedExample() throws {
-        let emm = EMM(addressing: .unique(deviceID: 0x1234_5678), keyVersion: 1, sequenceNumber: 42,
+        let emm = EMM(
+            addressing: .unique(deviceID: 0x1234_5678), keyVersion: 1, sequenceNumber: 42,
             timestamp: 1_767_225_600,
             payload: .entitlementAdd(EntitlementGrant(productID: 0x0101, start: 1_767_225_600, end: 1_769_904_000)))
         let sealer = try EMMSealer(key: exampleKey, keyVersion: 1)
@@ -59,7 +63,8 @@ struct EMMTests {
         let sealer = try EMMSealer(key: key, keyVersion: 7)
         let opener = try EMMOpener(key: key, keyVersion: 7)
         for addressing in [EMMAddressing.unique(deviceID: .max), .shared(groupID: 99), .global] {
-            let emm = EMM(addressing: addressing, keyVersion: 7, sequenceNumber: 1 << 40, timestamp: 1_767_225_600,
+            let emm = EMM(
+                addressing: addressing, keyVersion: 7, sequenceNumber: 1 << 40, timestamp: 1_767_225_600,
                 payload: payload)
             let section = try sealer.seal(emm)
             #expect(try opener.open(section) == emm)
@@ -80,7 +85,8 @@ struct EMMTests {
     @Test("the same EMM sealed twice gets different nonces and both open")
     func freshSalt() throws {
         let sealer = try EMMSealer(key: exampleKey, keyVersion: 1)
-        let emm = EMM(addressing: .unique(deviceID: 1), keyVersion: 1, sequenceNumber: 5, timestamp: 0,
+        let emm = EMM(
+            addressing: .unique(deviceID: 1), keyVersion: 1, sequenceNumber: 5, timestamp: 0,
             payload: .entitlementCancel(productID: 1))
         let a = try sealer.seal(emm)
         let b = try sealer.seal(emm)
@@ -95,7 +101,8 @@ struct EMMTests {
     func tamperEveryByte() throws {
         let sealer = try EMMSealer(key: exampleKey, keyVersion: 1)
         let opener = try EMMOpener(key: exampleKey, keyVersion: 1)
-        let emm = EMM(addressing: .unique(deviceID: 0xCAFE), keyVersion: 1, sequenceNumber: 9, timestamp: 100,
+        let emm = EMM(
+            addressing: .unique(deviceID: 0xCAFE), keyVersion: 1, sequenceNumber: 9, timestamp: 100,
             payload: samplePayloads[2])
         let section = try sealer.seal(emm)
         for index in 0..<(section.count - 4) {
@@ -112,7 +119,10 @@ struct EMMTests {
                 case EMMLayout.addressingClassOffset where flip == 0x80:
                     #expect(error == .unknownAddressingClass(0x80))
                 case EMMLayout.keyVersionOffset, EMMLayout.keyVersionOffset + 1:
-                    if case .keyVersionMismatch = error {} else { Issue.record("byte \(index): \(String(describing: error))") }
+                    if case .keyVersionMismatch = error {
+                    } else {
+                        Issue.record("byte \(index): \(String(describing: error))")
+                    }
                 default:
                     #expect(error == .authenticationFailed, "byte \(index) flip \(flip)")
                 }
@@ -126,7 +136,8 @@ struct EMMTests {
 
     @Test("the wrong key fails authentication; the wrong key version is named")
     func wrongKey() throws {
-        let emm = EMM(addressing: .unique(deviceID: 1), keyVersion: 3, sequenceNumber: 1, timestamp: 0,
+        let emm = EMM(
+            addressing: .unique(deviceID: 1), keyVersion: 3, sequenceNumber: 1, timestamp: 0,
             payload: samplePayloads[0])
         let section = try EMMSealer(key: exampleKey, keyVersion: 3).seal(emm)
         #expect(throws: EMMError.authenticationFailed) {
@@ -154,7 +165,8 @@ struct EMMTests {
             try sealer.seal(emm(.entitlementAdd(EntitlementGrant(productID: 1, start: 10, end: 10))))
         }
         #expect(backwards?.description.contains("must be after its start") == true)
-        let long = OnScreenMessage(style: .forced, durationSeconds: 1, start: 0, expiry: 1,
+        let long = OnScreenMessage(
+            style: .forced, durationSeconds: 1, start: 0, expiry: 1,
             text: String(repeating: "x", count: EMMLayout.maximumTextBytes + 1))
         let tooLong = #expect(throws: EMMError.self) { try sealer.seal(emm(.onScreenMessage(long))) }
         #expect(tooLong?.description.contains("limit is 1024") == true)
@@ -163,7 +175,8 @@ struct EMMTests {
     @Test("a key update carries the new key and never shows it in descriptions")
     func keyUpdate() throws {
         let newKey = try SymmetricKey(hex: "00112233445566778899aabbccddeeff")
-        let emm = EMM(addressing: .unique(deviceID: 77), keyVersion: 1, sequenceNumber: 3, timestamp: 0,
+        let emm = EMM(
+            addressing: .unique(deviceID: 77), keyVersion: 1, sequenceNumber: 3, timestamp: 0,
             payload: .keyUpdate(KeyUpdate(newKeyVersion: 2, newKey: newKey)))
         let section = try EMMSealer(key: exampleKey, keyVersion: 1).seal(emm)
         #expect(!Fixtures.hexString(section).contains("00112233445566778899aabbccddeeff"))
@@ -180,9 +193,11 @@ struct EMMTests {
 
     @Test("custom table_ids are honoured and do not affect parsing")
     func tableIDs() throws {
-        let sealer = try EMMSealer(key: exampleKey, keyVersion: 1,
+        let sealer = try EMMSealer(
+            key: exampleKey, keyVersion: 1,
             tableIDs: EMMTableIDs(unique: 0x81, shared: 0x8E, global: 0x8F))
-        let emm = EMM(addressing: .unique(deviceID: 1), keyVersion: 1, sequenceNumber: 1, timestamp: 0,
+        let emm = EMM(
+            addressing: .unique(deviceID: 1), keyVersion: 1, sequenceNumber: 1, timestamp: 0,
             payload: samplePayloads[1])
         let section = try sealer.seal(emm)
         #expect(section[0] == 0x81)
@@ -246,7 +261,8 @@ struct ReplayGuardTests {
         let opener = try EMMOpener(key: exampleKey, keyVersion: 1)
         let guardian = ReplayGuard()
         func emm(_ seq: UInt64) -> EMM {
-            EMM(addressing: .unique(deviceID: 5), keyVersion: 1, sequenceNumber: seq, timestamp: 0,
+            EMM(
+                addressing: .unique(deviceID: 5), keyVersion: 1, sequenceNumber: seq, timestamp: 0,
                 payload: .entitlementCancel(productID: 1))
         }
         let old = try sealer.seal(emm(1))
@@ -298,8 +314,11 @@ struct EMMFuzzTests {
         let opener = try EMMOpener(key: exampleKey, keyVersion: 1)
         var valid: [[UInt8]] = []
         for (i, payload) in samplePayloads.enumerated() {
-            valid.append(try sealer.seal(EMM(addressing: .unique(deviceID: UInt64(i)), keyVersion: 1,
-                sequenceNumber: UInt64(i), timestamp: 0, payload: payload)))
+            valid.append(
+                try sealer.seal(
+                    EMM(
+                        addressing: .unique(deviceID: UInt64(i)), keyVersion: 1,
+                        sequenceNumber: UInt64(i), timestamp: 0, payload: payload)))
         }
         var opened = 0
         for iteration in 0..<20_000 {

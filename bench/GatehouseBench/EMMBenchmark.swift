@@ -26,8 +26,13 @@ private func emmBenchmark(key: SymmetricKey) throws {
     let now: UInt32 = 1_767_225_600
     let payloads: [(String, EMMPayload)] = [
         ("entitlement_add", .entitlementAdd(EntitlementGrant(productID: 257, start: now, end: now + 2_678_400))),
-        ("osm_64B", .onScreenMessage(OnScreenMessage(style: .scrollingBottom, priority: 1, durationSeconds: 30,
-            start: now, expiry: now + 86_400, text: String(repeating: "M", count: 64)))),
+        (
+            "osm_64B",
+            .onScreenMessage(
+                OnScreenMessage(
+                    style: .scrollingBottom, priority: 1, durationSeconds: 30,
+                    start: now, expiry: now + 86_400, text: String(repeating: "M", count: 64)))
+        ),
         ("key_update_256", .keyUpdate(KeyUpdate(newKeyVersion: 2, newKey: try SymmetricKey.random(size: .bits256)))),
     ]
     for (round, (name, payload)) in ([payloads[0]] + payloads).enumerated() {
@@ -38,7 +43,8 @@ private func emmBenchmark(key: SymmetricKey) throws {
         // Seal: each iteration builds a distinct EMM (new device and sequence number).
         let sealStart = DispatchTime.now().uptimeNanoseconds
         for i in 0..<count {
-            let emm = EMM(addressing: .unique(deviceID: UInt64(i & 0xFFFF)), keyVersion: 1,
+            let emm = EMM(
+                addressing: .unique(deviceID: UInt64(i & 0xFFFF)), keyVersion: 1,
                 sequenceNumber: UInt64(i), timestamp: now, payload: payload)
             buffer.removeAll(keepingCapacity: true)
             try sealer.seal(emm, appendingTo: &buffer)
@@ -50,7 +56,8 @@ private func emmBenchmark(key: SymmetricKey) throws {
         var sections: [[UInt8]] = []
         sections.reserveCapacity(1024)
         for i in 0..<count {
-            let emm = EMM(addressing: .unique(deviceID: UInt64(i & 0xFFFF)), keyVersion: 1,
+            let emm = EMM(
+                addressing: .unique(deviceID: UInt64(i & 0xFFFF)), keyVersion: 1,
                 sequenceNumber: UInt64(i), timestamp: now, payload: payload)
             let section = try sealer.seal(emm)
             if sections.count < 1024 { sections.append(section) }
@@ -65,11 +72,14 @@ private func emmBenchmark(key: SymmetricKey) throws {
             sink &+= Int(truncatingIfNeeded: emm.sequenceNumber)
         }
         let openSeconds = Double(DispatchTime.now().uptimeNanoseconds - openStart) / 1e9
-        func rate(_ seconds: Double) -> String { String(format: "%9.0f/s (%.2f µs)", Double(count) / seconds, seconds / Double(count) * 1e6) }
+        func rate(_ seconds: Double) -> String {
+            String(format: "%9.0f/s (%.2f µs)", Double(count) / seconds, seconds / Double(count) * 1e6)
+        }
         guard round > 0 else { continue }
         let label = "\(key.size) \(name)".padding(toLength: 26, withPad: " ", startingAt: 0)
-        print("\(label) \(sections[0].count) B  seal(append) \(rate(sealSeconds))  "
-            + "seal(new array) \(rate(freshSeconds))  open \(rate(openSeconds))")
+        print(
+            "\(label) \(sections[0].count) B  seal(append) \(rate(sealSeconds))  "
+                + "seal(new array) \(rate(freshSeconds))  open \(rate(openSeconds))")
         if sink == 42 { print("") }  // keep the optimiser from dropping the loops
     }
 }
