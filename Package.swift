@@ -53,6 +53,13 @@ let package = Package(
             dependencies: ["GatehouseCore", "GatehouseDomain", "GatehouseHTTP", "GatehouseStore", "GatehouseCrypto"],
             swiftSettings: strict),
 
+        /// Applies commands exactly once: business rules, EMM building, audit log.
+        .target(
+            name: "GatehouseWorker",
+            dependencies: [
+                "GatehouseCore", "GatehouseDomain", "GatehouseStore", "GatehouseCrypto", "GatehouseEMM", "GatehouseBus",
+            ],
+            swiftSettings: strict),
         /// The EMM carousel: schedule, pacing, TS packetizing, UDP multicast output.
         .target(
             name: "GatehousePlayout", dependencies: ["GatehouseCore", "GatehouseTS", "GatehouseStore", "GatehouseEMM"],
@@ -110,6 +117,12 @@ let package = Package(
         .testTarget(
             name: "GatehouseMonitorTests",
             dependencies: ["GatehouseMonitor", "GatehouseTS", "GatehouseEMM", "GatehouseTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "GatehouseWorkerTests",
+            dependencies: [
+                "GatehouseWorker", "GatehouseAPI", "GatehouseStore", "GatehouseEMM", "GatehouseDomain", "GatehouseTestSupport",
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "GatehouseHTTPTests", dependencies: ["GatehouseHTTP", "GatehouseTestSupport"], swiftSettings: strict),

@@ -638,6 +638,16 @@ enum OpenAPIDocument {
       },
       "description": "Body is not application/json"
      },
+     "422": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "A field is wrong; `error.field` names it"
+     },
      "503": {
       "content": {
        "application/json": {
@@ -764,6 +774,16 @@ enum OpenAPIDocument {
        }
       },
       "description": "Body is not application/json"
+     },
+     "422": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "A field is wrong; `error.field` names it"
      },
      "503": {
       "content": {
@@ -892,6 +912,16 @@ enum OpenAPIDocument {
       },
       "description": "Body is not application/json"
      },
+     "422": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "A field is wrong; `error.field` names it"
+     },
      "503": {
       "content": {
        "application/json": {
@@ -978,6 +1008,16 @@ enum OpenAPIDocument {
        }
       },
       "description": "The token lacks the scope"
+     },
+     "422": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "A field is wrong; `error.field` names it"
      }
     },
     "security": [
@@ -1232,6 +1272,16 @@ enum OpenAPIDocument {
       },
       "description": "Body is not application/json"
      },
+     "422": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "A field is wrong; `error.field` names it"
+     },
      "503": {
       "content": {
        "application/json": {
@@ -1429,6 +1479,16 @@ enum OpenAPIDocument {
       },
       "description": "Body is not application/json"
      },
+     "422": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "A field is wrong; `error.field` names it"
+     },
      "503": {
       "content": {
        "application/json": {
@@ -1553,6 +1613,16 @@ enum OpenAPIDocument {
        }
       },
       "description": "Body is not application/json"
+     },
+     "422": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "A field is wrong; `error.field` names it"
      },
      "503": {
       "content": {
@@ -1679,6 +1749,16 @@ enum OpenAPIDocument {
       },
       "description": "Body is not application/json"
      },
+     "422": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "A field is wrong; `error.field` names it"
+     },
      "503": {
       "content": {
        "application/json": {
@@ -1803,6 +1883,16 @@ enum OpenAPIDocument {
        }
       },
       "description": "Body is not application/json"
+     },
+     "422": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "A field is wrong; `error.field` names it"
      },
      "503": {
       "content": {
@@ -1930,6 +2020,16 @@ enum OpenAPIDocument {
        }
       },
       "description": "Body is not application/json"
+     },
+     "422": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "A field is wrong; `error.field` names it"
      },
      "503": {
       "content": {
@@ -2079,6 +2179,16 @@ enum OpenAPIDocument {
        }
       },
       "description": "The token lacks the scope"
+     },
+     "422": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "A field is wrong; `error.field` names it"
      }
     },
     "security": [

@@ -42,7 +42,9 @@ public struct UsageError: Error, CustomStringConvertible {
 
 /// The `gatehouse` command: finds the subcommand and runs it.
 public enum GatehouseCommand {
-    public static let subcommands: [any Subcommand.Type] = [AnalyzeCommand.self]
+    public static let subcommands: [any Subcommand.Type] = [
+        APICommand.self, AnalyzeCommand.self, MigrateCommand.self, KeygenCommand.self, TokenCommand.self,
+    ]
 
     public static func main(arguments: [String], context: CommandContext) async -> Int32 {
         guard let name = arguments.first, name != "help", name != "--help", name != "-h" else {

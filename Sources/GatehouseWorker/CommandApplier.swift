@@ -1,0 +1,434 @@
+import Foundation
+import GatehouseCore
+import GatehouseCrypto
+import GatehouseDomain
+import GatehouseEMM
+import GatehouseStore
+
+/// The outcome of applying one command, as `GET /requests/{id}` shows it.
+public enum ApplyOutcome: Sendable, Equatable {
+    /// Applied now; `emms` were built and stored for the carousel.
+    case processed(emms: Int)
+    /// Refused by a business rule; the reason is stored for the caller.
+    case failed(reason: String)
+    /// Already applied earlier (a redelivery): nothing changed.
+    case alreadyApplied
+}
+
+/// A business rule said no. Rolled back, then recorded as the request's failure reason.
+struct RuleViolation: Error {
+    var reason: String
+    init(_ reason: String) { self.reason = reason }
+}
+
+/// Applies commands to the store, exactly once each: every command runs in one
+/// database transaction that also marks its request processed (or failed), so a
+/// redelivered command finds its request no longer `accepted` and changes nothing.
+///
+/// Rules: entitlements and messages need a known, active device; overlapping
+/// entitlements for one product merge; a cancel stops the entitlement and tells the
+/// box; a key rotation is announced by a key-update EMM under the old key; a revoked
+/// device gets no more EMMs; a message to all devices fans out to every active device.
+public final class CommandApplier: Sendable {
+    let database: any SQLDatabase
+    let kek: SymmetricKey
+    let schedule: EMMSchedule
+    let logger: Logger
+
+    public init(database: any SQLDatabase, kek: SymmetricKey, schedule: EMMSchedule = EMMSchedule(), logger: Logger) {
+        self.database = database
+        self.kek = kek
+        self.schedule = schedule
+        self.logger = logger
+    }
+
+    /// Applies `command` in one transaction (rules, EMMs, audit, request status).
+    /// - Throws: only for infrastructure failures (database unavailable, …), which the
+    ///   caller retries; a rule violation is an outcome, not an error.
+    public func apply(_ command: Command, now: Millis = ISO8601.nowMillis()) async throws -> ApplyOutcome {
+        let kek = self.kek
+        let schedule = self.schedule
+        do {
+            let outcome = try await database.transaction { connection in
+                guard try Self.claim(command, connection) else { return ApplyOutcome.alreadyApplied }
+                let context = ApplyContext(connection: connection, command: command, now: now, kek: kek, schedule: schedule)
+                let emms = try context.run()
+                try connection.execute(
+                    "UPDATE requests SET status = 'processed', processed_at = ?, reason = NULL WHERE request_id = ?",
+                    .int64(now), .text(command.requestID))
+                return ApplyOutcome.processed(emms: emms)
+            }
+            log(command, outcome)
+            return outcome
+        } catch let violation as RuleViolation {
+            // The transaction rolled back; record the failure on its own.
+            let recorded = try await database.transaction { connection in
+                guard try Self.claim(command, connection) else { return false }
+                try connection.execute(
+                    "UPDATE requests SET status = 'failed', processed_at = ?, reason = ? WHERE request_id = ?",
+                    .int64(now), .text(violation.reason), .text(command.requestID))
+                try Self.audit(connection, command, now: now, action: "request_failed",
+                    deviceID: command.partitionKey == "*" ? nil : command.partitionKey, detail: violation.reason)
+                return true
+            }
+            let outcome: ApplyOutcome = recorded ? .failed(reason: violation.reason) : .alreadyApplied
+            log(command, outcome)
+            return outcome
+        }
+    }
+
+    /// Whether the request is still to be applied. A request row missing (its API
+    /// transaction never committed, impossible for a published outbox row) is created
+    /// so the outcome has somewhere to go.
+    static func claim(_ command: Command, _ connection: any SQLConnection) throws -> Bool {
+        if let row = try connection.queryFirst("SELECT status FROM requests WHERE request_id = ?", .text(command.requestID)) {
+            return try row.text("status") == "accepted"
+        }
+        try connection.execute(
+            """
+            INSERT INTO requests (request_id, kind, body_hash, token_name, status, accepted_at)
+            VALUES (?, ?, '', ?, 'accepted', ?)
+            """, .text(command.requestID), .text(command.kind), .text(command.actor), .int64(command.acceptedAt))
+        return true
+    }
+
+    static func audit(_ connection: any SQLConnection, _ command: Command, now: Millis, action: String,
+        deviceID: String?, detail: String?) throws
+    {
+        try connection.execute(
+            "INSERT INTO audit_log (at, actor, action, device_id, request_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            .int64(now), .text(command.actor), .text(action), SQLValue(deviceID), .text(command.requestID),
+            SQLValue(detail))
+    }
+
+    private func log(_ command: Command, _ outcome: ApplyOutcome) {
+        switch outcome {
+        case .processed(let emms):
+            logger.info("worker.applied", [
+                "request.id": command.requestID, "request.kind": command.kind, "emm.count": String(emms),
+            ])
+        case .failed(let reason):
+            logger.notice("worker.refused", [
+                "request.id": command.requestID, "request.kind": command.kind, "reason": reason,
+            ])
+        case .alreadyApplied:
+            logger.debug("worker.duplicate", ["request.id": command.requestID])
+        }
+    }
+}
+
+/// One command being applied inside its transaction.
+struct ApplyContext {
+    let connection: any SQLConnection
+    let command: Command
+    let now: Millis
+    let kek: SymmetricKey
+    let schedule: EMMSchedule
+
+    /// Applies the action; returns how many EMMs were stored.
+    func run() throws -> Int {
+        switch command.action {
+        case .registerDeviceKey(let deviceID, let wrappedKey, let kcv, _):
+            return try registerKey(deviceID: deviceID, wrapped: Array(wrappedKey), kcv: kcv)
+        case .addEntitlement(let request):
+            return try addEntitlement(request)
+        case .cancelEntitlement(let deviceID, let productID):
+            return try cancelEntitlement(deviceID: deviceID, productID: productID)
+        case .sendOSM(let request):
+            return try sendOSM(request)
+        case .setDeviceStatus(let deviceID, let status):
+            return try setStatus(deviceID: deviceID, status: status)
+        }
+    }
+
+    // MARK: Devices and keys
+
+    struct DeviceRow {
+        var status: DeviceStatus
+        var keyVersion: Int
+    }
+
+    func device(_ deviceID: String) throws -> DeviceRow? {
+        guard let row = try connection.queryFirst(
+            "SELECT status, key_version FROM devices WHERE device_id = ?", .text(deviceID))
+        else { return nil }
+        return DeviceRow(status: DeviceStatus(rawValue: try row.text("status")) ?? .revoked, keyVersion: try row.int("key_version"))
+    }
+
+    /// The device must exist and be active to receive anything new.
+    func activeDevice(_ deviceID: String) throws -> DeviceRow {
+        guard let device = try device(deviceID) else { throw RuleViolation("unknown device \(deviceID): register its key first") }
+        guard device.status == .active else { throw RuleViolation("device \(deviceID) is \(device.status.rawValue)") }
+        return device
+    }
+
+    func registerKey(deviceID: String, wrapped: [UInt8], kcv: String) throws -> Int {
+        guard let existing = try device(deviceID) else {
+            try connection.execute(
+                """
+                INSERT INTO devices (device_id, status, key_version, next_emm_sequence, created_at, updated_at)
+                VALUES (?, 'active', 1, 1, ?, ?)
+                """, .text(deviceID), .int64(now), .int64(now))
+            try connection.execute(
+                "INSERT INTO device_keys (device_id, version, wrapped_key, kcv, created_at) VALUES (?, 1, ?, ?, ?)",
+                .text(deviceID), .blob(wrapped), .text(kcv), .int64(now))
+            try CommandApplier.audit(connection, command, now: now, action: "device_registered", deviceID: deviceID,
+                detail: "key version 1, KCV \(kcv)")
+            return 0
+        }
+        guard existing.status != .revoked else { throw RuleViolation("device \(deviceID) is revoked") }
+        let current = try connection.queryFirst(
+            "SELECT wrapped_key, kcv FROM device_keys WHERE device_id = ? AND version = ?", .text(deviceID),
+            .int64(Int64(existing.keyVersion)))
+        guard let current else { throw RuleViolation("device \(deviceID) has no current key") }
+        if try current.text("kcv") == kcv {
+            let oldKey = try AESKeyWrap.unwrap(try current.blob("wrapped_key"), kek: kek)
+            let newKey = try AESKeyWrap.unwrap(wrapped, kek: kek)
+            if oldKey == newKey {
+                try CommandApplier.audit(connection, command, now: now, action: "key_unchanged", deviceID: deviceID,
+                    detail: "KCV \(kcv)")
+                return 0
+            }
+        }
+        // Rotation: the new key travels to the box under the old one.
+        let oldVersion = existing.keyVersion
+        let newVersion = oldVersion + 1
+        guard newVersion <= Int(UInt16.max) else { throw RuleViolation("device \(deviceID) has used every key version") }
+        let oldKey = try AESKeyWrap.unwrap(try current.blob("wrapped_key"), kek: kek)
+        let newKey = try AESKeyWrap.unwrap(wrapped, kek: kek)
+        try connection.execute(
+            "UPDATE device_keys SET retired_at = ? WHERE device_id = ? AND version = ?", .int64(now), .text(deviceID),
+            .int64(Int64(oldVersion)))
+        try connection.execute(
+            "INSERT INTO device_keys (device_id, version, wrapped_key, kcv, created_at) VALUES (?, ?, ?, ?, ?)",
+            .text(deviceID), .int64(Int64(newVersion)), .blob(wrapped), .text(kcv), .int64(now))
+        try connection.execute(
+            "UPDATE devices SET key_version = ?, updated_at = ? WHERE device_id = ?", .int64(Int64(newVersion)),
+            .int64(now), .text(deviceID))
+        var built = 0
+        let update = EMMPayload.keyUpdate(KeyUpdate(newKeyVersion: UInt16(newVersion), newKey: newKey))
+        try storeEMM(deviceID: deviceID, key: oldKey, keyVersion: oldVersion, payload: update,
+            repeatMs: schedule.keyUpdateRepeatMs, expiresAt: now + schedule.keyUpdateLifetimeMs, urgent: true)
+        built += 1
+        // EMMs under the old key stop; live entitlements are re-sent under the new key.
+        try connection.execute(
+            "UPDATE emms SET expires_at = ? WHERE device_id = ? AND kind <> 'key_update' AND expires_at > ?",
+            .int64(now), .text(deviceID), .int64(now))
+        for row in try connection.query(
+            "SELECT product_id, starts_at, ends_at FROM entitlements WHERE device_id = ? AND status = 'active' AND ends_at > ?",
+            .text(deviceID), .int64(now))
+        {
+            let grant = try grantPayload(productID: try row.int64("product_id"), startsAt: try row.int64("starts_at"),
+                endsAt: try row.int64("ends_at"))
+            try storeEMM(deviceID: deviceID, key: newKey, keyVersion: newVersion, payload: grant,
+                repeatMs: schedule.entitlementRepeatMs, expiresAt: try row.int64("ends_at"), urgent: false)
+            built += 1
+        }
+        try CommandApplier.audit(connection, command, now: now, action: "key_rotated", deviceID: deviceID,
+            detail: "key version \(oldVersion) -> \(newVersion), KCV \(kcv)")
+        return built
+    }
+
+    func setStatus(deviceID: String, status: DeviceStatus) throws -> Int {
+        guard let existing = try device(deviceID) else { throw RuleViolation("unknown device \(deviceID)") }
+        if existing.status == status { return 0 }
+        guard existing.status != .revoked else { throw RuleViolation("device \(deviceID) is revoked for good") }
+        try connection.execute(
+            "UPDATE devices SET status = ?, updated_at = ? WHERE device_id = ?", .text(status.rawValue), .int64(now),
+            .text(deviceID))
+        if status == .revoked {
+            // A revoked device gets no more EMMs: take its live ones off air now.
+            try connection.execute(
+                "UPDATE emms SET expires_at = ? WHERE device_id = ? AND expires_at > ?", .int64(now), .text(deviceID),
+                .int64(now))
+        }
+        let action = status == .active ? "device_resumed" : status == .suspended ? "device_suspended" : "device_revoked"
+        try CommandApplier.audit(connection, command, now: now, action: action, deviceID: deviceID, detail: nil)
+        return 0
+    }
+
+    // MARK: Entitlements
+
+    func grantPayload(productID: Int64, startsAt: Millis, endsAt: Millis) throws -> EMMPayload {
+        .entitlementAdd(EntitlementGrant(productID: UInt16(productID), start: seconds(startsAt), end: seconds(endsAt)))
+    }
+
+    func addEntitlement(_ request: AddEntitlementRequest) throws -> Int {
+        let device = try activeDevice(request.deviceID)
+        // Merge with every active entitlement for the product that overlaps or touches.
+        let overlapping = try connection.query(
+            """
+            SELECT id, starts_at, ends_at, request_id FROM entitlements
+            WHERE device_id = ? AND product_id = ? AND status = 'active' AND starts_at <= ? AND ends_at >= ?
+            ORDER BY id
+            """, .text(request.deviceID), .int64(Int64(request.productID)), .int64(request.endsAt),
+            .int64(request.startsAt))
+        var start = request.startsAt
+        var end = request.endsAt
+        for row in overlapping {
+            start = min(start, try row.int64("starts_at"))
+            end = max(end, try row.int64("ends_at"))
+            // The merged entitlement's earlier EMMs are superseded by the one built below.
+            try connection.execute(
+                "UPDATE emms SET expires_at = ? WHERE device_id = ? AND request_id = ? AND kind = 'entitlement_add' AND expires_at > ?",
+                .int64(now), .text(request.deviceID), .text(try row.text("request_id")), .int64(now))
+        }
+        if let keep = overlapping.first {
+            try connection.execute(
+                "UPDATE entitlements SET starts_at = ?, ends_at = ?, request_id = ? WHERE id = ?", .int64(start),
+                .int64(end), .text(command.requestID), .int64(try keep.int64("id")))
+            for row in overlapping.dropFirst() {
+                try connection.execute("DELETE FROM entitlements WHERE id = ?", .int64(try row.int64("id")))
+            }
+        } else {
+            try connection.execute(
+                """
+                INSERT INTO entitlements (device_id, product_id, starts_at, ends_at, status, request_id, created_at)
+                VALUES (?, ?, ?, ?, 'active', ?, ?)
+                """, .text(request.deviceID), .int64(Int64(request.productID)), .int64(start), .int64(end),
+                .text(command.requestID), .int64(now))
+        }
+        let (key, version) = try currentKey(request.deviceID, version: device.keyVersion)
+        try storeEMM(deviceID: request.deviceID, key: key, keyVersion: version,
+            payload: try grantPayload(productID: Int64(request.productID), startsAt: start, endsAt: end),
+            repeatMs: schedule.entitlementRepeatMs, expiresAt: end, urgent: false)
+        try CommandApplier.audit(connection, command, now: now, action: "entitlement_activated",
+            deviceID: request.deviceID,
+            detail: "product \(request.productID) \(ISO8601.format(start)) to \(ISO8601.format(end))"
+                + (overlapping.isEmpty ? "" : ", merged with \(overlapping.count) existing"))
+        return 1
+    }
+
+    func cancelEntitlement(deviceID: String, productID: UInt16) throws -> Int {
+        guard let device = try device(deviceID) else { throw RuleViolation("unknown device \(deviceID)") }
+        let active = try connection.query(
+            "SELECT id, ends_at, request_id FROM entitlements WHERE device_id = ? AND product_id = ? AND status = 'active' AND ends_at > ?",
+            .text(deviceID), .int64(Int64(productID)), .int64(now))
+        guard !active.isEmpty else { throw RuleViolation("device \(deviceID) has no active entitlement to product \(productID)") }
+        var latestEnd = now
+        for row in active {
+            latestEnd = max(latestEnd, try row.int64("ends_at"))
+            try connection.execute(
+                "UPDATE entitlements SET status = 'cancelled', cancelled_at = ? WHERE id = ?", .int64(now),
+                .int64(try row.int64("id")))
+            try connection.execute(
+                "UPDATE emms SET expires_at = ? WHERE device_id = ? AND request_id = ? AND kind = 'entitlement_add' AND expires_at > ?",
+                .int64(now), .text(deviceID), .text(try row.text("request_id")), .int64(now))
+        }
+        try CommandApplier.audit(connection, command, now: now, action: "entitlement_deactivated", deviceID: deviceID,
+            detail: "product \(productID)")
+        // A revoked device gets no more EMMs; a suspended one still hears of the cancel.
+        guard device.status != .revoked else { return 0 }
+        let (key, version) = try currentKey(deviceID, version: device.keyVersion)
+        // The cancel stays on air as long as the entitlement would have lasted, so a box
+        // that was off cannot keep the product by missing it.
+        try storeEMM(deviceID: deviceID, key: key, keyVersion: version,
+            payload: .entitlementCancel(productID: productID), repeatMs: schedule.entitlementRepeatMs,
+            expiresAt: latestEnd, urgent: true)
+        return 1
+    }
+
+    // MARK: On-screen messages
+
+    func sendOSM(_ request: OSMRequest) throws -> Int {
+        let message = request.message
+        let targets: [String]
+        switch request.target {
+        case .device(let id):
+            _ = try activeDevice(id)
+            targets = [id]
+        case .devices(let ids):
+            for id in ids { _ = try activeDevice(id) }
+            targets = ids
+        case .all:
+            targets = try connection.query("SELECT device_id FROM devices WHERE status = 'active' ORDER BY device_id")
+                .map { try $0.text("device_id") }
+        }
+        let position = message.position.map { "\($0.x),\($0.y)" }
+        if case .all = request.target {
+            try insertOSMRow(request: request, targetKind: "all", deviceID: nil, position: position)
+        } else {
+            for id in targets { try insertOSMRow(request: request, targetKind: "device", deviceID: id, position: position) }
+        }
+        let payload = EMMPayload.onScreenMessage(
+            GatehouseEMM.OnScreenMessage(
+                style: style(message.kind), priority: message.priority, durationSeconds: message.durationSeconds,
+                start: seconds(message.startsAt), expiry: seconds(message.expiresAt), repeatCount: message.repeatCount,
+                position: message.position.map { GatehouseEMM.ScreenPosition(x: $0.x, y: $0.y) } ?? .random,
+                text: message.text))
+        let repeatMs = message.isUrgent ? schedule.urgentRepeatMs : schedule.messageRepeatMs
+        for id in targets {
+            let device = try activeDevice(id)
+            let (key, version) = try currentKey(id, version: device.keyVersion)
+            try storeEMM(deviceID: id, key: key, keyVersion: version, payload: payload, repeatMs: repeatMs,
+                expiresAt: message.expiresAt, urgent: message.isUrgent)
+        }
+        try CommandApplier.audit(connection, command, now: now, action: "message_sent",
+            deviceID: targets.count == 1 ? targets[0] : nil,
+            detail: "\(message.kind.rawValue) to \(targets.count) device(s), priority \(message.priority)")
+        return targets.count
+    }
+
+    func insertOSMRow(request: OSMRequest, targetKind: String, deviceID: String?, position: String?) throws {
+        let m = request.message
+        try connection.execute(
+            """
+            INSERT INTO generate_osm (request_id, target_kind, device_id, kind, text, priority, duration_ms, starts_at,
+                expires_at, repeat_count, fingerprint_position, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, .text(command.requestID), .text(targetKind), SQLValue(deviceID), .text(m.kind.rawValue), .text(m.text),
+            .int64(Int64(m.priority)), .int64(Int64(m.durationSeconds) * 1000), .int64(m.startsAt), .int64(m.expiresAt),
+            .int64(Int64(m.repeatCount)), SQLValue(position), .int64(now))
+    }
+
+    func style(_ kind: OSMKind) -> OSMStyle {
+        switch kind {
+        case .scrollTop: .scrollingTop
+        case .scrollBottom: .scrollingBottom
+        case .forced: .forced
+        case .mailbox: .mailbox
+        case .fingerprint: .fingerprint
+        }
+    }
+
+    // MARK: EMMs
+
+    func currentKey(_ deviceID: String, version: Int) throws -> (SymmetricKey, Int) {
+        guard let row = try connection.queryFirst(
+            "SELECT wrapped_key FROM device_keys WHERE device_id = ? AND version = ?", .text(deviceID),
+            .int64(Int64(version)))
+        else { throw RuleViolation("device \(deviceID) has no key version \(version)") }
+        return (try AESKeyWrap.unwrap(try row.blob("wrapped_key"), kek: kek), version)
+    }
+
+    /// Seals one EMM for a device with the next sequence number and stores it with its
+    /// carousel schedule.
+    func storeEMM(deviceID: String, key: SymmetricKey, keyVersion: Int, payload: EMMPayload, repeatMs: Int64,
+        expiresAt: Millis, urgent: Bool) throws
+    {
+        // The UPDATE takes the device row's lock (InnoDB) or runs under the single SQLite
+        // writer, so two workers can never hand out the same sequence number.
+        try connection.execute(
+            "UPDATE devices SET next_emm_sequence = next_emm_sequence + 1 WHERE device_id = ?", .text(deviceID))
+        guard let row = try connection.queryFirst(
+            "SELECT next_emm_sequence FROM devices WHERE device_id = ?", .text(deviceID))
+        else { throw RuleViolation("unknown device \(deviceID)") }
+        let sequence = try row.int64("next_emm_sequence") - 1
+        let emm = EMM(
+            addressing: DeviceAddress.addressing(deviceID: deviceID), keyVersion: UInt16(keyVersion),
+            sequenceNumber: UInt64(sequence), timestamp: seconds(now), payload: payload)
+        let sealer = try EMMSealer(key: key, keyVersion: UInt16(keyVersion))
+        let section = try sealer.seal(emm)
+        let expiry = min(expiresAt, now + schedule.maximumLifetimeMs)
+        try connection.execute(
+            """
+            INSERT INTO emms (device_id, request_id, kind, table_id, sequence, section, first_send_at,
+                repeat_interval_ms, expires_at, urgent, send_count, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+            """, .text(deviceID), .text(command.requestID), .text(payload.kindName), .int64(Int64(section[0])),
+            .int64(sequence), .blob(section), .int64(now), .int64(repeatMs), .int64(max(expiry, now + 1)),
+            .int64(urgent ? 1 : 0), .int64(now))
+    }
+
+    func seconds(_ millis: Millis) -> UInt32 { UInt32(clamping: max(0, millis / 1000)) }
+}
