@@ -13,7 +13,39 @@ import Foundation
 public enum Schema {
     /// Every migration, oldest first. Append new versions; never edit a released one.
     public static let migrations: [Migration] = [
-        render(version: 1, name: "initial schema", v1)
+        render(version: 1, name: "initial schema", v1),
+        // The embedded bus (GatehouseBus): a durable queue in the same database. One
+        // partition per topic; `bus_topics.last_offset` is bumped (row lock) before each
+        // insert, so offsets commit in order on MariaDB too and a reader never skips one.
+        render(
+            version: 2, name: "embedded bus",
+            [
+                """
+                CREATE TABLE IF NOT EXISTS bus_topics (
+                    topic VARCHAR(249) NOT NULL PRIMARY KEY,
+                    last_offset BIGINT NOT NULL
+                ){TABLE}
+                """,
+                """
+                CREATE TABLE IF NOT EXISTS bus_messages (
+                    topic VARCHAR(249) NOT NULL,
+                    message_offset BIGINT NOT NULL,
+                    partition_key VARCHAR(255) NOT NULL,
+                    payload {BLOB} NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    PRIMARY KEY (topic, message_offset)
+                ){TABLE}
+                """,
+                """
+                CREATE TABLE IF NOT EXISTS bus_offsets (
+                    consumer_group VARCHAR(249) NOT NULL,
+                    topic VARCHAR(249) NOT NULL,
+                    next_offset BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    PRIMARY KEY (consumer_group, topic)
+                ){TABLE}
+                """,
+            ]),
     ]
 
     /// The newest schema version.

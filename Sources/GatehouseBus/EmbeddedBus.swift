@@ -1,0 +1,248 @@
+import Foundation
+import GatehouseCore
+import GatehouseStore
+import Synchronization
+
+/// The embedded bus's SQL, written once for both dialects (only the upserts differ).
+enum EmbeddedBusSQL {
+    static func now() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
+
+    /// Appends one message to `topic` and returns its offset. Must run in a write transaction.
+    ///
+    /// Bumping `bus_topics.last_offset` first takes the topic's row lock until commit, so on
+    /// MariaDB concurrent publishers commit their offsets in order and a reader never sees
+    /// offset n+1 before n (an auto-increment id would leave such gaps). SQLite has one
+    /// writer anyway.
+    static func append(_ connection: any SQLConnection, topic: String, key: String, value: [UInt8], at now: Int64)
+        throws -> Int64
+    {
+        var bumped = try connection.execute(
+            "UPDATE bus_topics SET last_offset = last_offset + 1 WHERE topic = ?", .text(topic)
+        ).affectedRows
+        if bumped == 0 {
+            let insert =
+                connection.dialect == .sqlite
+                ? "INSERT OR IGNORE INTO bus_topics (topic, last_offset) VALUES (?, -1)"
+                : "INSERT IGNORE INTO bus_topics (topic, last_offset) VALUES (?, -1)"
+            try connection.execute(insert, .text(topic))
+            bumped = try connection.execute(
+                "UPDATE bus_topics SET last_offset = last_offset + 1 WHERE topic = ?", .text(topic)
+            ).affectedRows
+        }
+        guard bumped == 1,
+            let offset = try connection.queryFirst("SELECT last_offset FROM bus_topics WHERE topic = ?", .text(topic))?
+                .int64("last_offset")
+        else {
+            throw GatehouseError(.bus, "the embedded bus could not allocate an offset in topic \(topic)")
+        }
+        try connection.execute(
+            "INSERT INTO bus_messages (topic, message_offset, partition_key, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+            .text(topic), .int64(offset), .text(key), .blob(value), .int64(now))
+        return offset
+    }
+
+    /// The offset a group resumes at (0 when it never committed).
+    static func committedNextOffset(_ connection: any SQLConnection, group: String, topic: String) throws -> Int64 {
+        try connection.queryFirst(
+            "SELECT next_offset FROM bus_offsets WHERE consumer_group = ? AND topic = ?", .text(group), .text(topic)
+        )?.int64("next_offset") ?? 0
+    }
+
+    static func storeOffset(_ connection: any SQLConnection, group: String, topic: String, next: Int64) throws {
+        let sql =
+            connection.dialect == .sqlite
+            ? "INSERT INTO bus_offsets (consumer_group, topic, next_offset, updated_at) VALUES (?, ?, ?, ?) "
+                + "ON CONFLICT (consumer_group, topic) DO UPDATE SET next_offset = excluded.next_offset, "
+                + "updated_at = excluded.updated_at"
+            : "INSERT INTO bus_offsets (consumer_group, topic, next_offset, updated_at) VALUES (?, ?, ?, ?) "
+                + "ON DUPLICATE KEY UPDATE next_offset = VALUES(next_offset), updated_at = VALUES(updated_at)"
+        try connection.execute(sql, .text(group), .text(topic), .int64(next), .int64(now()))
+    }
+}
+
+/// Publishes into the `bus_messages` table: a publish returns once its transaction committed.
+public final class EmbeddedBusProducer: BusProducer {
+    private let database: any SQLDatabase
+    private let logger: Logger
+    private let isClosed = Atomic<Bool>(false)
+
+    public init(database: any SQLDatabase, logger: Logger) {
+        self.database = database
+        self.logger = logger
+    }
+
+    public func publish(topic: String, key: String, value: [UInt8]) async throws {
+        try await publish(batch: [BusMessage(topic: topic, key: key, value: value)])
+    }
+
+    /// All messages in one transaction: stored together or not at all.
+    public func publish(batch: [BusMessage]) async throws {
+        guard !isClosed.load(ordering: .relaxed) else {
+            throw GatehouseError(.bus, "the bus producer is closed")
+        }
+        guard !batch.isEmpty else { return }
+        for message in batch where !Bus.isValidName(message.topic) {
+            throw GatehouseError(.invalidInput, "bus topic names are 1-249 characters of a-z A-Z 0-9 . _ -")
+        }
+        let now = EmbeddedBusSQL.now()
+        let last = try await database.transaction { connection in
+            var last: Int64 = -1
+            for message in batch {
+                last = try EmbeddedBusSQL.append(
+                    connection, topic: message.topic, key: message.key, value: message.value, at: now)
+            }
+            return last
+        }
+        logger.trace("bus messages stored", ["bus.count": String(batch.count), "bus.offset.last": String(last)])
+    }
+
+    /// Nothing is buffered: every publish committed before it returned.
+    public func flush() async throws {}
+
+    public func close() async { isClosed.store(true, ordering: .relaxed) }
+}
+
+/// Reads `bus_messages` after the group's committed offset, waiting by polling the table.
+///
+/// The consumer keeps its own position (what it handed out) ahead of the committed offset,
+/// so consecutive polls do not return the same records; a new consumer of the group starts
+/// at the committed offset, which is how uncommitted records are redelivered.
+public final class EmbeddedBusConsumer: BusConsumer {
+    public struct Options: Sendable {
+        /// How often a waiting `poll` looks at the table again. Default 10 ms.
+        public var pollInterval: Duration = .milliseconds(10)
+        /// Delete messages every group has committed, at most this often. Default 30 s;
+        /// `nil` keeps every message.
+        public var retentionInterval: Duration? = .seconds(30)
+        /// Rows deleted per retention statement. Default 10 000.
+        public var retentionBatch: Int = 10_000
+        public init() {}
+    }
+
+    private struct State {
+        /// Next offset to hand out per topic; `nil` until read from `bus_offsets`.
+        var positions: [String: Int64] = [:]
+        var lastRetention: ContinuousClock.Instant?
+        var isClosed = false
+    }
+
+    private let database: any SQLDatabase
+    private let group: String
+    private let topics: [String]
+    private let options: Options
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    public init(
+        database: any SQLDatabase, group: String, topics: [String], options: Options = Options(), logger: Logger
+    ) {
+        self.database = database
+        self.group = group
+        self.topics = topics
+        self.options = options
+        self.logger = logger
+    }
+
+    public func poll(maxRecords: Int, timeout: Duration) async throws -> [BusRecord] {
+        precondition(maxRecords > 0, "maxRecords must be positive")
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        while true {
+            let records = try await fetch(maxRecords: maxRecords)
+            if !records.isEmpty { return records }
+            try Task.checkCancellation()
+            let now = clock.now
+            if now >= deadline { return [] }
+            try await Task.sleep(for: min(options.pollInterval, now.duration(to: deadline)))
+        }
+    }
+
+    private func fetch(maxRecords: Int) async throws -> [BusRecord] {
+        let (known, isClosed) = state.withLock { ($0.positions, $0.isClosed) }
+        guard !isClosed else { throw GatehouseError(.bus, "the bus consumer is closed") }
+        let group = self.group
+        let topics = self.topics
+        let (records, positions) = try await database.read { connection in
+            var positions = known
+            var records: [BusRecord] = []
+            for topic in topics where records.count < maxRecords {
+                let from =
+                    try positions[topic]
+                    ?? EmbeddedBusSQL.committedNextOffset(connection, group: group, topic: topic)
+                positions[topic] = from
+                let rows = try connection.query(
+                    "SELECT message_offset, partition_key, payload FROM bus_messages "
+                        + "WHERE topic = ? AND message_offset >= ? ORDER BY message_offset LIMIT ?",
+                    .text(topic), .int64(from), .int64(Int64(maxRecords - records.count)))
+                for row in rows {
+                    records.append(
+                        BusRecord(
+                            topic: topic, partition: 0, offset: try row.int64("message_offset"),
+                            key: try row.text("partition_key"), value: try row.blob("payload")))
+                }
+                if let last = records.last, last.topic == topic { positions[topic] = last.offset + 1 }
+            }
+            return (records, positions)
+        }
+        state.withLock { state in
+            // Only move forward: a concurrent poll on this consumer may have advanced already.
+            for (topic, next) in positions { state.positions[topic] = max(state.positions[topic] ?? next, next) }
+        }
+        if !records.isEmpty {
+            logger.trace(
+                "bus records polled",
+                ["bus.count": String(records.count), "bus.offset.first": String(records[0].offset)])
+        }
+        return records
+    }
+
+    public func commit(_ record: BusRecord) async throws {
+        guard !state.withLock({ $0.isClosed }) else { throw GatehouseError(.bus, "the bus consumer is closed") }
+        let group = self.group
+        try await database.transaction { connection in
+            try EmbeddedBusSQL.storeOffset(connection, group: group, topic: record.topic, next: record.offset + 1)
+        }
+        try await retainIfDue()
+    }
+
+    /// Deletes messages that every group reading a topic has committed, at most every
+    /// `retentionInterval`. Topics nobody reads (the dead-letter topic) keep everything.
+    private func retainIfDue() async throws {
+        guard let interval = options.retentionInterval else { return }
+        let now = ContinuousClock.now
+        let isDue = state.withLock { state in
+            if let last = state.lastRetention, last.duration(to: now) < interval { return false }
+            state.lastRetention = now
+            return true
+        }
+        guard isDue else { return }
+        let topics = self.topics
+        let batch = Int64(options.retentionBatch)
+        let deleted = try await database.withConnection { connection in
+            var deleted = 0
+            for topic in topics {
+                guard
+                    let floor = try connection.queryFirst(
+                        "SELECT MIN(next_offset) AS floor FROM bus_offsets WHERE topic = ?", .text(topic))?
+                        .int64OrNil("floor")
+                else { continue }
+                // Bounded statements so the writer is never held for long; the rest goes next time.
+                let sql =
+                    connection.dialect == .sqlite
+                    ? "DELETE FROM bus_messages WHERE topic = ? AND message_offset IN "
+                        + "(SELECT message_offset FROM bus_messages WHERE topic = ? AND message_offset < ? "
+                        + "ORDER BY message_offset LIMIT ?)"
+                    : "DELETE FROM bus_messages WHERE topic = ? AND message_offset < ? ORDER BY message_offset LIMIT ?"
+                let parameters: [SQLValue] =
+                    connection.dialect == .sqlite
+                    ? [.text(topic), .text(topic), .int64(floor), .int64(batch)]
+                    : [.text(topic), .int64(floor), .int64(batch)]
+                deleted += try connection.execute(sql, parameters).affectedRows
+            }
+            return deleted
+        }
+        if deleted > 0 { logger.debug("bus messages deleted after commit", ["bus.count": String(deleted)]) }
+    }
+
+    public func close() async { state.withLock { $0.isClosed = true } }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import GatehouseCore
+import GatehouseStore
+
+/// Moves accepted commands from the transactional `outbox` table to the bus.
+///
+/// The API writes a request and its outbox row in one transaction; the relay publishes
+/// unpublished rows in id order, keyed by `partition_key` (the device id), waits until the
+/// bus holds them durably, then sets `published_at` for the batch in one transaction.
+/// A crash between publishing and marking publishes those rows again on restart:
+/// delivery is at-least-once, and the worker is idempotent by request id.
+///
+/// - Important: run one relay per database. Two would both publish every row (harmless
+///   duplicates, but twice the traffic).
+public final class OutboxRelay: Sendable {
+    public struct Options: Sendable {
+        /// Rows read, published and marked together. Default 500.
+        public var batchSize: Int = 500
+        /// How long `run` waits when the outbox is empty. Default 20 ms.
+        public var idleInterval: Duration = .milliseconds(20)
+        /// A request still `accepted` this long after its row was published is published
+        /// again (its command was lost, or the worker is stuck). Default 60 s
+        /// (`GATEHOUSE_RELAY_REPUBLISH_SECONDS`). `nil` never republishes.
+        public var republishAfter: Duration? = .seconds(60)
+        /// How often `run` looks for such requests. Default 10 s.
+        public var republishCheckInterval: Duration = .seconds(10)
+        /// Wait after a failed round before the next (database or bus down). Default 1 s.
+        public var errorBackoff: Duration = .seconds(1)
+
+        public init() {}
+
+        /// Reads `GATEHOUSE_RELAY_BATCH` and `GATEHOUSE_RELAY_REPUBLISH_SECONDS` (0 disables).
+        public init(_ source: ConfigSource) throws {
+            batchSize = try source.int("GATEHOUSE_RELAY_BATCH", default: batchSize, in: 1...10_000)
+            let seconds = try source.seconds("GATEHOUSE_RELAY_REPUBLISH_SECONDS", default: 60)
+            republishAfter = seconds == 0 ? nil : .milliseconds(Int64(seconds * 1000))
+        }
+    }
+
+    private let database: any SQLDatabase
+    private let producer: any BusProducer
+    private let topic: String
+    private let logger: Logger
+    private let options: Options
+    private let published: MetricSeries?
+    private let republished: MetricSeries?
+
+    /// - Parameter metrics: when given, counts `gatehouse_outbox_published_total` and
+    ///   `gatehouse_outbox_republished_total`.
+    public init(
+        database: any SQLDatabase, producer: any BusProducer, topic: String, logger: Logger,
+        options: Options = Options(), metrics: MetricsRegistry? = nil
+    ) {
+        precondition(options.batchSize > 0, "batchSize must be positive")
+        self.database = database
+        self.producer = producer
+        self.topic = topic
+        self.logger = logger
+        self.options = options
+        self.published = metrics?.counter(
+            "gatehouse_outbox_published_total", help: "Outbox rows published to the bus.")
+        self.republished = metrics?.counter(
+            "gatehouse_outbox_republished_total",
+            help: "Outbox rows published again because their request stayed accepted.")
+    }
+
+    /// Relays until the task is cancelled. Failures are logged and retried after
+    /// `errorBackoff`; only cancellation ends the loop.
+    public func run() async throws {
+        logger.info("outbox relay started", ["bus.topic": topic, "relay.batch": String(options.batchSize)])
+        let clock = ContinuousClock()
+        var lastRepublishCheck = clock.now
+        while !Task.isCancelled {
+            do {
+                var count = try await runOnce()
+                if options.republishAfter != nil,
+                    lastRepublishCheck.duration(to: clock.now) >= options.republishCheckInterval
+                {
+                    lastRepublishCheck = clock.now
+                    count += try await republishStale()
+                }
+                if count == 0 { try await Task.sleep(for: options.idleInterval) }
+            } catch is CancellationError {
+                break
+            } catch {
+                logger.error("outbox relay round failed", ["error": String(describing: error)])
+                try? await Task.sleep(for: options.errorBackoff)
+            }
+        }
+        logger.info("outbox relay stopped")
+    }
+
+    /// Publishes one batch of unpublished rows (oldest first) and marks them.
+    /// - Returns: the number of rows published (0 when the outbox is empty).
+    /// - Throws: database or bus errors; nothing is marked then, so the rows go out again.
+    @discardableResult
+    public func runOnce() async throws -> Int {
+        let limit = Int64(options.batchSize)
+        let rows = try await database.read { connection in
+            try connection.query(
+                "SELECT id, request_id, partition_key, payload FROM outbox WHERE published_at IS NULL "
+                    + "ORDER BY id LIMIT ?", .int64(limit)
+            ).map { row in
+                OutboxRow(
+                    id: try row.int64("id"), requestID: try row.text("request_id"),
+                    key: try row.text("partition_key"), payload: try row.blob("payload"))
+            }
+        }
+        guard !rows.isEmpty else { return 0 }
+        try await publishAndMark(rows)
+        published?.increment(by: Double(rows.count))
+        logger.debug(
+            "outbox rows published",
+            ["relay.count": String(rows.count), "relay.first_id": String(rows[0].id),
+             "relay.last_id": String(rows[rows.count - 1].id)])
+        return rows.count
+    }
+
+    /// Publishes again the rows of requests still `accepted` more than `republishAfter`
+    /// after they were published, and restamps them (so the next try is as far away).
+    /// - Returns: the number of rows published again.
+    @discardableResult
+    public func republishStale(now: Date = Date()) async throws -> Int {
+        guard let after = options.republishAfter else { return 0 }
+        let cutoff =
+            Self.milliseconds(now) - after.components.seconds * 1000 - after.components.attoseconds
+            / 1_000_000_000_000_000
+        let limit = Int64(options.batchSize)
+        let rows = try await database.read { connection in
+            try connection.query(
+                "SELECT o.id AS id, o.request_id AS request_id, o.partition_key AS partition_key, "
+                    + "o.payload AS payload FROM outbox o JOIN requests r ON r.request_id = o.request_id "
+                    + "WHERE o.published_at IS NOT NULL AND o.published_at < ? AND r.status = 'accepted' "
+                    + "ORDER BY o.id LIMIT ?", .int64(cutoff), .int64(limit)
+            ).map { row in
+                OutboxRow(
+                    id: try row.int64("id"), requestID: try row.text("request_id"),
+                    key: try row.text("partition_key"), payload: try row.blob("payload"))
+            }
+        }
+        guard !rows.isEmpty else { return 0 }
+        for row in rows {
+            logger.warning(
+                "outbox row published again: its request is still accepted",
+                ["request.id": row.requestID, "relay.id": String(row.id), "device.id": row.key])
+        }
+        try await publishAndMark(rows, at: now)
+        republished?.increment(by: Double(rows.count))
+        return rows.count
+    }
+
+    private func publishAndMark(_ rows: [OutboxRow], at now: Date = Date()) async throws {
+        let topic = self.topic
+        try await producer.publish(batch: rows.map { BusMessage(topic: topic, key: $0.key, value: $0.payload) })
+        let stamp = Self.milliseconds(now)
+        let ids = rows.map(\.id)
+        try await database.transaction { connection in
+            for id in ids {
+                try connection.execute("UPDATE outbox SET published_at = ? WHERE id = ?", .int64(stamp), .int64(id))
+            }
+        }
+    }
+
+    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
+}
+
+struct OutboxRow: Sendable {
+    var id: Int64
+    var requestID: String
+    var key: String
+    var payload: [UInt8]
+}
