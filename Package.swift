@@ -86,7 +86,7 @@ let package = Package(
             path: "bench/GatehouseBench", swiftSettings: strict),
 
         // MARK: Tests
-        .target(name: "GatehouseTestSupport", dependencies: ["GatehouseCore"], path: "Tests/GatehouseTestSupport",
+        .target(name: "GatehouseTestSupport", dependencies: ["GatehouseCore", "GatehouseStore"], path: "Tests/GatehouseTestSupport",
             swiftSettings: strict),
         .testTarget(name: "GatehouseTSTests", dependencies: ["GatehouseTS", "GatehouseTestSupport"], swiftSettings: strict),
         .testTarget(

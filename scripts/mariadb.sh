@@ -95,6 +95,9 @@ CREATE USER IF NOT EXISTS 'gatehouse'@'127.0.0.1' IDENTIFIED BY 'gatehouse';
 CREATE USER IF NOT EXISTS 'gatehouse'@'localhost' IDENTIFIED BY 'gatehouse';
 GRANT ALL PRIVILEGES ON gatehouse_test.* TO 'gatehouse'@'127.0.0.1';
 GRANT ALL PRIVILEGES ON gatehouse_test.* TO 'gatehouse'@'localhost';
+-- Test suites that need a database of their own create gatehouse_t_* databases.
+GRANT ALL PRIVILEGES ON `gatehouse\_t\_%`.* TO 'gatehouse'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON `gatehouse\_t\_%`.* TO 'gatehouse'@'localhost';
 -- The reconnect test kills its own connections from another session (same user: no extra
 -- privilege needed); PROCESS lets it see them in the process list.
 GRANT PROCESS ON *.* TO 'gatehouse'@'127.0.0.1';

@@ -1,0 +1,234 @@
+import Foundation
+import GatehouseAPI
+import GatehouseCore
+import GatehouseDomain
+import GatehouseTestSupport
+import GatehouseWorker
+import Testing
+
+private let key1 = "000102030405060708090a0b0c0d0e0f"
+private let key2 = "f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000"
+
+@Suite("API over real HTTP, on SQLite and MariaDB", .serialized)
+struct APITests {
+    @Test(arguments: StoreKind.allCases)
+    func authenticationAndScopes(kind: StoreKind) async throws {
+        let stack = try await APIStack.start(kind)
+        defer { Task { await stack.stop() } }
+        #expect(try await stack.call("GET", "/healthz", token: nil).status == 200)
+        #expect(try await stack.call("GET", "/readyz", token: nil).status == 200)
+        let missing = try await stack.call("GET", "/devices", token: nil)
+        #expect(missing.status == 401)
+        #expect(missing.headers["www-authenticate"]?.hasPrefix("Bearer") == true)
+        #expect(try await stack.call("GET", "/devices", token: "gh_not_a_token").status == 401)
+        #expect(try await stack.call("GET", "/devices", token: stack.reader).status == 200)
+        let forbidden = try await stack.call(
+            "POST", "/add_entitlement", token: stack.reader,
+            body: #"{"device_id":"d1","product_id":1,"end_time":"2099-01-01T00:00:00Z"}"#)
+        #expect(forbidden.status == 403)
+        // Registering keys needs the keys scope, which the SMS token lacks.
+        let noKeys = try await stack.call(
+            "POST", "/device_keys", token: stack.writer, body: #"{"device_id":"d1","key":"\#(key1)"}"#)
+        #expect(noKeys.status == 403)
+        #expect(try await stack.count("requests") == 0)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func lifecycleFromAcceptedToProcessed(kind: StoreKind) async throws {
+        let stack = try await APIStack.start(kind)
+        defer { Task { await stack.stop() } }
+        let register = try await stack.call(
+            "POST", "/device_keys", token: stack.admin, body: #"{"device_id":"STB-1","key":"\#(key1)"}"#)
+        #expect(register.status == 202)
+        let requestID = try #require(register.string("request_id"))
+        #expect(register.headers["location"] == "/requests/\(requestID)")
+        let before = try await stack.call("GET", "/requests/\(requestID)", token: stack.reader)
+        #expect(before.string("status") == "accepted")
+        #expect(before.string("kind") == "device_key")
+        #expect(before.string("actor") == "admin")
+
+        let grant = try await stack.call(
+            "POST", "/add_entitlement", token: stack.writer,
+            body: #"{"device_id":"STB-1","product_id":42,"start_time":"2026-01-01T00:00:00Z","end_time":"2099-01-01T00:00:00Z"}"#)
+        #expect(grant.status == 202)
+        let osm = try await stack.call(
+            "POST", "/generate_osm", token: stack.writer,
+            body: #"{"device_id":"STB-1","kind":"mailbox","text":"Welcome","priority":3}"#)
+        #expect(osm.status == 202)
+        let unknown = try await stack.call(
+            "POST", "/add_entitlement", token: stack.writer,
+            body: #"{"device_id":"nobody","product_id":1,"end_time":"2099-01-01T00:00:00Z"}"#)
+        #expect(unknown.status == 202)
+
+        let outcomes = try await stack.drainOutbox()
+        #expect(outcomes == [.processed(emms: 0), .processed(emms: 1), .processed(emms: 1),
+            .failed(reason: "unknown device nobody: register its key first")])
+
+        let after = try await stack.call("GET", "/requests/\(requestID)", token: stack.reader)
+        #expect(after.string("status") == "processed")
+        #expect(after.string("processed_at") != nil)
+        let failed = try await stack.call("GET", "/requests/\(try #require(unknown.string("request_id")))", token: stack.reader)
+        #expect(failed.string("status") == "failed")
+        #expect(failed.string("reason") == "unknown device nobody: register its key first")
+
+        let device = try await stack.call("GET", "/devices/STB-1", token: stack.reader)
+        #expect(device.status == 200)
+        #expect(device.string("status") == "active")
+        #expect(device.string("kcv") == "C6A13B")  // KCV of 000102…0e0f, checked against openssl in the crypto tests
+        let keyStatus = try await stack.call("GET", "/devices/STB-1/key", token: stack.reader)
+        #expect(keyStatus.string("kcv") == "C6A13B")
+        #expect(keyStatus.json["key_bits"] == .number(128))
+        #expect(keyStatus.json["key_version"] == .number(1))
+        let entitlements = try await stack.call("GET", "/devices/STB-1/entitlements", token: stack.reader)
+        guard case .array(let items)? = entitlements.json["entitlements"], case .object(let first)? = items.first else {
+            Issue.record("no entitlements in \(entitlements.text)")
+            return
+        }
+        #expect(items.count == 1)
+        #expect(first["product_id"] == .number(42))
+        #expect(first["status"] == .string("active"))
+        #expect(first["end_time"] == .string("2099-01-01T00:00:00.000Z"))
+        let messages = try await stack.call("GET", "/osm?device_id=STB-1", token: stack.reader)
+        guard case .array(let list)? = messages.json["messages"], case .object(let message)? = list.first else {
+            Issue.record("no messages in \(messages.text)")
+            return
+        }
+        #expect(message["text"] == .string("Welcome"))
+        #expect(message["kind"] == .string("mailbox"))
+        guard case .number(let osmID)? = message["id"] else { return }
+        #expect(try await stack.call("GET", "/osm/\(Int(osmID))", token: stack.reader).status == 200)
+        #expect(try await stack.call("GET", "/osm/999999", token: stack.reader).status == 404)
+        #expect(try await stack.call("GET", "/devices/nobody", token: stack.reader).status == 404)
+        #expect(try await stack.count("emms") == 2)
+
+        // Cancel by resource path; the entitlement shows as cancelled.
+        let cancel = try await stack.call("DELETE", "/devices/STB-1/entitlements/42", token: stack.writer)
+        #expect(cancel.status == 202)
+        #expect(try await stack.drainOutbox() == [.processed(emms: 1)])
+        let cancelled = try await stack.call("GET", "/devices/STB-1/entitlements", token: stack.reader)
+        #expect(cancelled.text.contains(#""status":"cancelled""#))
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func badInputNamesTheFieldAndStoresNothing(kind: StoreKind) async throws {
+        let stack = try await APIStack.start(kind)
+        defer { Task { await stack.stop() } }
+        let cases: [(String, String, String)] = [
+            ("/device_keys", #"{"device_id":"d1","key":"abc"}"#, "key"),
+            ("/device_keys", #"{"device_id":"d 1","key":"\#(key1)"}"#, "device_id"),
+            ("/add_entitlement", #"{"device_id":"d1","product_id":70000,"end_time":"2099-01-01T00:00:00Z"}"#, "product_id"),
+            ("/add_entitlement", #"{"device_id":"d1","product_id":1,"end_time":"yesterday"}"#, "end_time"),
+            ("/generate_osm", #"{"device_id":"d1","text":"x","kind":"popup"}"#, "kind"),
+            ("/generate_osm", #"{"text":"x"}"#, "device_id"),
+            ("/add_entitlement", "not json", "body"),
+        ]
+        for (path, body, field) in cases {
+            let reply = try await stack.call("POST", path, token: stack.admin, body: body)
+            #expect((400...422).contains(reply.status), "\(path) \(body) -> \(reply.status)")
+            #expect(reply.errorField == field, "\(path) \(body) -> \(reply.text)")
+        }
+        let wrongType = try await stack.call(
+            "POST", "/add_entitlement", token: stack.admin, body: nil,
+            headers: ["Content-Type": "text/plain"])
+        #expect(wrongType.status == 415)
+        #expect(try await stack.count("requests") == 0)
+        #expect(try await stack.count("outbox") == 0)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func idempotencyKey(kind: StoreKind) async throws {
+        let stack = try await APIStack.start(kind)
+        defer { Task { await stack.stop() } }
+        let body = #"{"device_id":"d1","product_id":5,"end_time":"2099-01-01T00:00:00Z"}"#
+        let first = try await stack.call("POST", "/add_entitlement", token: stack.writer, body: body,
+            headers: ["Idempotency-Key": "order-1"])
+        // Same key, same meaning (other spacing and key order): the same request.
+        let again = try await stack.call("POST", "/add_entitlement", token: stack.writer,
+            body: #"{ "end_time":"2099-01-01T00:00:00Z", "product_id":5, "device_id":"d1" }"#,
+            headers: ["Idempotency-Key": "order-1"])
+        #expect(first.status == 202)
+        #expect(again.status == 202)
+        #expect(again.string("request_id") == first.string("request_id"))
+        let other = try await stack.call("POST", "/add_entitlement", token: stack.writer,
+            body: #"{"device_id":"d1","product_id":6,"end_time":"2099-01-01T00:00:00Z"}"#,
+            headers: ["Idempotency-Key": "order-1"])
+        #expect(other.status == 409)
+        // Another caller's identical key is its own request.
+        let admin = try await stack.call("POST", "/add_entitlement", token: stack.admin, body: body,
+            headers: ["Idempotency-Key": "order-1"])
+        #expect(admin.status == 202)
+        #expect(admin.string("request_id") != first.string("request_id"))
+        #expect(try await stack.count("requests") == 2)
+        #expect(try await stack.count("outbox") == 2)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func backlogLimitAnswers503WithRetryAfter(kind: StoreKind) async throws {
+        var configuration = APIConfiguration()
+        configuration.outboxBacklogLimit = 3
+        configuration.retryAfterSeconds = 7
+        let stack = try await APIStack.start(kind, configuration: configuration)
+        defer { Task { await stack.stop() } }
+        var statuses: [Int] = []
+        for product in 1...5 {
+            let reply = try await stack.call("POST", "/add_entitlement", token: stack.writer,
+                body: #"{"device_id":"d1","product_id":\#(product),"end_time":"2099-01-01T00:00:00Z"}"#)
+            statuses.append(reply.status)
+            if reply.status == 503 { #expect(reply.headers["retry-after"] != nil) }
+        }
+        #expect(statuses == [202, 202, 202, 503, 503])
+        #expect(try await stack.count("requests") == 3)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func noKeyInResponsesLogsOrRows(kind: StoreKind) async throws {
+        let stack = try await APIStack.start(kind)
+        defer { Task { await stack.stop() } }
+        var replies: [String] = []
+        replies.append(try await stack.call("POST", "/device_keys", token: stack.admin,
+            body: #"{"device_id":"k1","key":"\#(key2)"}"#).text)
+        try await stack.drainOutbox()
+        replies.append(try await stack.call("POST", "/devices/k1/key", token: stack.admin, body: #"{"key":"\#(key1)"}"#).text)
+        // A key that is almost right must not be echoed in the error either.
+        replies.append(try await stack.call("POST", "/device_keys", token: stack.admin,
+            body: #"{"device_id":"k2","key":"\#(key2.dropLast())Z"}"#).text)
+        try await stack.drainOutbox()
+        for path in ["/devices/k1", "/devices/k1/key", "/devices", "/openapi.json"] {
+            replies.append(try await stack.call("GET", path, token: stack.reader).text)
+        }
+        let rows = try await stack.handle.database.read { connection in
+            var all: [String] = []
+            for table in ["requests", "outbox", "device_keys", "audit_log", "emms", "devices"] {
+                for row in try connection.query("SELECT * FROM \(table)") { all.append(String(describing: row)) }
+            }
+            return all
+        }
+        let payloads = try await stack.handle.database.read { connection in
+            try connection.query("SELECT payload FROM outbox").map { try $0.blob("payload") }
+                + connection.query("SELECT wrapped_key AS payload FROM device_keys").map { try $0.blob("payload") }
+        }
+        let keyBytes = [Fixtures.hex(key1), Fixtures.hex(key2)]
+        for secret in [key1, key2, key1.uppercased(), key2.uppercased(), String(key2.prefix(24))] {
+            for text in replies + stack.logs.lines + rows {
+                #expect(!text.lowercased().contains(secret.lowercased()), "key material in: \(text.prefix(200))")
+            }
+        }
+        for payload in payloads {
+            for bytes in keyBytes {
+                #expect(!payload.windows(ofCount: 8).contains { Array($0) == Array(bytes.prefix(8)) })
+            }
+        }
+        // The rotation built a key-update EMM and the new key is version 2.
+        let status = try await stack.call("GET", "/devices/k1/key", token: stack.reader)
+        #expect(status.json["key_version"] == .number(2))
+        #expect(status.string("kcv") == "C6A13B")
+        #expect(status.json["key_bits"] == .number(128))
+    }
+}
+
+extension Array where Element == UInt8 {
+    func windows(ofCount count: Int) -> [ArraySlice<UInt8>] {
+        guard self.count >= count else { return [] }
+        return (0...(self.count - count)).map { self[$0..<($0 + count)] }
+    }
+}
