@@ -104,7 +104,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "GatehouseAPITests",
-            dependencies: ["GatehouseAPI", "GatehouseCLI", "GatehouseStore", "GatehouseTestSupport"],
+            dependencies: ["GatehouseAPI", "GatehouseCLI", "GatehouseStore", "GatehouseWorker", "GatehouseTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "GatehouseBusTests",

@@ -44,6 +44,19 @@ public struct OnScreenMessage: Codable, Sendable, Equatable {
     /// OSM text must fit one EMM section with room for the header and tag.
     public static let maximumTextBytes = 1024
     public var isUrgent: Bool { priority >= 6 || kind == .forced }
+
+    public init(kind: OSMKind, text: String, priority: UInt8, durationSeconds: UInt16, startsAt: Millis,
+        expiresAt: Millis, repeatCount: UInt8, position: ScreenPosition?)
+    {
+        self.kind = kind
+        self.text = text
+        self.priority = priority
+        self.durationSeconds = durationSeconds
+        self.startsAt = startsAt
+        self.expiresAt = expiresAt
+        self.repeatCount = repeatCount
+        self.position = position
+    }
 }
 
 /// `POST /device_keys`: register a device with its key, or rotate the key of a known one.
@@ -68,6 +81,13 @@ public struct AddEntitlementRequest: Sendable, Equatable, Codable {
     public var startsAt: Millis
     public var endsAt: Millis
 
+    public init(deviceID: String, productID: UInt16, startsAt: Millis, endsAt: Millis) {
+        self.deviceID = deviceID
+        self.productID = productID
+        self.startsAt = startsAt
+        self.endsAt = endsAt
+    }
+
     /// - Parameter now: used as the start when `start_time` is absent.
     public static func parse(_ body: [String: JSONValue], now: Millis) throws(ValidationError) -> AddEntitlementRequest {
         let reader = FieldReader(body)
@@ -88,6 +108,11 @@ public struct AddEntitlementRequest: Sendable, Equatable, Codable {
 public struct OSMRequest: Sendable, Equatable, Codable {
     public var target: OSMTarget
     public var message: OnScreenMessage
+
+    public init(target: OSMTarget, message: OnScreenMessage) {
+        self.target = target
+        self.message = message
+    }
 
     /// The most devices one request may list; larger audiences use `all` (or several requests).
     public static let maximumDeviceList = 1000
