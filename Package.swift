@@ -76,7 +76,7 @@ let package = Package(
             name: "GatehouseCLI",
             dependencies: [
                 "GatehouseCore", "GatehouseTS", "GatehouseAnalysis", "GatehouseCrypto", "GatehouseEMM", "GatehouseStore",
-                "GatehouseHTTP", "GatehouseAPI",
+                "GatehouseHTTP", "GatehouseAPI", "GatehouseWorker", "GatehouseBus",
             ],
             swiftSettings: strict),
         .executableTarget(name: "gatehouse", dependencies: ["GatehouseCLI"], swiftSettings: strict),

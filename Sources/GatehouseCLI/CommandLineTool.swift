@@ -43,7 +43,8 @@ public struct UsageError: Error, CustomStringConvertible {
 /// The `gatehouse` command: finds the subcommand and runs it.
 public enum GatehouseCommand {
     public static let subcommands: [any Subcommand.Type] = [
-        APICommand.self, AnalyzeCommand.self, MigrateCommand.self, KeygenCommand.self, TokenCommand.self,
+        ServeCommand.self, APICommand.self, WorkerCommand.self, AnalyzeCommand.self, MigrateCommand.self,
+        KeygenCommand.self, TokenCommand.self,
     ]
 
     public static func main(arguments: [String], context: CommandContext) async -> Int32 {

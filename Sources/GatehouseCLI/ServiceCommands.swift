@@ -1,0 +1,108 @@
+import Foundation
+import GatehouseAPI
+import GatehouseBus
+import GatehouseCore
+import GatehouseStore
+import GatehouseWorker
+
+/// The outbox relay as a service.
+struct RelayService: GatehouseService {
+    let name = "relay"
+    let relay: OutboxRelay
+    func run() async throws { try await relay.run() }
+}
+
+extension Bootstrap {
+    func busSettings() throws -> BusSettings { try BusSettings(settings.source) }
+
+    /// The outbox relay: moves accepted requests from the outbox onto the bus.
+    func relayService(bus: BusSettings, producer: any BusProducer) throws -> RelayService {
+        RelayService(relay: OutboxRelay(
+            database: database, producer: producer, topic: bus.commandsTopic, logger: logger.with(label: "relay"),
+            options: try OutboxRelay.Options(settings.source), metrics: metrics))
+    }
+
+    /// The worker: consumes commands, applies them, builds EMMs.
+    func workerService(bus: BusSettings, producer: any BusProducer, kek: KeyEncryptionKey) async throws -> WorkerService {
+        let consumer = try await Bus.makeConsumer(bus, database: database, logger: logger.with(label: "bus"))
+        let applier = CommandApplier(database: database, kek: kek.key, logger: logger.with(label: "worker"))
+        return WorkerService(
+            applier: applier, consumer: consumer, producer: producer, deadLetterTopic: bus.deadLetterTopic,
+            metrics: metrics, logger: logger.with(label: "worker"))
+    }
+}
+
+/// `gatehouse worker`: the outbox relay and the command worker.
+public enum WorkerCommand: Subcommand {
+    public static let name = "worker"
+    public static let summary = "run the outbox relay and the command worker"
+    public static let usage = """
+        usage: gatehouse worker [--config FILE] [--no-relay]
+          --no-relay   consume only (when the relay runs elsewhere, e.g. beside the API)
+        settings: GATEHOUSE_DATABASE_URL, GATEHOUSE_BUS_URL, GATEHOUSE_KEK_FILE, GATEHOUSE_BUS_* (docs/configuration.md)
+        """
+
+    public static func run(arguments: [String], context: CommandContext) async throws -> Int32 {
+        let (settings, rest) = try loadSettings(arguments, usage: usage)
+        let noRelay = rest.contains("--no-relay")
+        guard rest.allSatisfy({ $0 == "--no-relay" }) else { throw UsageError("unknown option \(rest[0])") }
+        let boot = try await Bootstrap.make(settings, context: context)
+        let bus = try boot.busSettings()
+        let producer = try await Bus.makeProducer(bus, database: boot.database, logger: boot.logger.with(label: "bus"))
+        var services: [any GatehouseService] = [
+            try await boot.workerService(bus: bus, producer: producer, kek: try boot.kek(createIfMissing: false))
+        ]
+        if !noRelay { services.append(try boot.relayService(bus: bus, producer: producer)) }
+        try await ServiceRunner(services: services, logger: boot.logger).run()
+        await producer.close()
+        await boot.database.close()
+        return 0
+    }
+}
+
+/// `gatehouse serve`: everything in one process on the embedded defaults.
+public enum ServeCommand: Subcommand {
+    public static let name = "serve"
+    public static let summary = "run API, worker, playout and monitor in one process (embedded defaults)"
+    public static let usage = """
+        usage: gatehouse serve [--config FILE]
+        Zero set-up: a SQLite store and the embedded bus in GATEHOUSE_DATA_DIR (default ./gatehouse-data),
+        a KEK made there on first start, and an admin API token written to <data dir>/admin.token on first start.
+        """
+
+    public static func run(arguments: [String], context: CommandContext) async throws -> Int32 {
+        let (settings, rest) = try loadSettings(arguments, usage: usage)
+        guard rest.isEmpty else { throw UsageError("unknown option \(rest[0])") }
+        let boot = try await Bootstrap.make(settings, context: context)
+        let kek = try boot.kek(createIfMissing: true)
+        try await makeFirstToken(boot, context: context)
+        let bus = try boot.busSettings()
+        let producer = try await Bus.makeProducer(bus, database: boot.database, logger: boot.logger.with(label: "bus"))
+        var services: [any GatehouseService] = [
+            try await boot.apiServer(kek: kek),
+            try boot.relayService(bus: bus, producer: producer),
+            try await boot.workerService(bus: bus, producer: producer, kek: kek),
+        ]
+        services.append(contentsOf: try await boot.broadcastServices(kek: kek))
+        try await ServiceRunner(services: services, logger: boot.logger).run()
+        await producer.close()
+        await boot.database.close()
+        return 0
+    }
+
+    /// On first start (no tokens at all), makes an `admin` token with every scope and
+    /// writes it to `<data dir>/admin.token` (mode 0600) so the demo and a newcomer can call
+    /// the API at once. Later starts leave tokens alone.
+    static func makeFirstToken(_ boot: Bootstrap, context: CommandContext) async throws {
+        let tokens = APITokens(database: boot.database)
+        guard try await tokens.count() == 0 else { return }
+        let token = try await tokens.create(name: "admin", scopes: [.read, .write, .keys], now: ISO8601Now.millis())
+        let path = boot.settings.dataDirectory + "/admin.token"
+        FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        boot.logger.notice("api.admin_token_created", ["token.file": path])
+    }
+}
+
+enum ISO8601Now {
+    static func millis() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+}
