@@ -1,0 +1,69 @@
+import GatehouseCore
+import GatehouseStore
+
+/// How often an EMM went out since the last write-back, and when last.
+public struct EMMSendRecord: Sendable, Equatable {
+    public var id: Int64
+    public var count: Int64
+    public var lastSentAt: Int64
+    public init(id: Int64, count: Int64, lastSentAt: Int64) {
+        self.id = id
+        self.count = count
+        self.lastSentAt = lastSentAt
+    }
+}
+
+/// Where the playout gets its EMMs and records what it sent. `StoreEMMSource` reads the
+/// `emms` table; tests and the benchmark use an in-memory source.
+public protocol PlayoutEMMSource: Sendable {
+    /// Live EMMs (`expires_at > now`) with `id > afterID`, in id order, at most `limit`.
+    func emms(after afterID: Int64, now: Int64, limit: Int) async throws -> [CarouselEMM]
+    /// Adds the counts to send_count and sets last_sent_at.
+    func recordSends(_ records: [EMMSendRecord]) async throws
+}
+
+/// The `emms` table of a Gatehouse database (SQLite or MariaDB), read by primary key pages.
+///
+/// - Important: rows are found by `id > last loaded`. On SQLite ids commit in order (one
+///   writer). On MariaDB two worker transactions can commit ids out of order; a row
+///   committed after a higher id was loaded is missed until the playout restarts. The
+///   worker commits each EMM in its own short transaction, which keeps the window small;
+///   see docs/playout.md.
+public struct StoreEMMSource: PlayoutEMMSource {
+    public let database: any SQLDatabase
+
+    public init(database: any SQLDatabase) { self.database = database }
+
+    public func emms(after afterID: Int64, now: Int64, limit: Int) async throws -> [CarouselEMM] {
+        let rows = try await database.read { conn in
+            try conn.query(
+                """
+                SELECT id, section, first_send_at, repeat_interval_ms, expires_at, urgent, send_count, last_sent_at
+                FROM emms WHERE id > ? AND expires_at > ? ORDER BY id LIMIT ?
+                """, .int64(afterID), .int64(now), .int64(Int64(limit)))
+        }
+        var out: [CarouselEMM] = []
+        out.reserveCapacity(rows.count)
+        for row in rows {
+            out.append(
+                CarouselEMM(
+                    id: try row.int64("id"), section: try row.blob("section"),
+                    firstSendAt: try row.int64("first_send_at"),
+                    repeatIntervalMilliseconds: try row.int64("repeat_interval_ms"),
+                    expiresAt: try row.int64("expires_at"), isUrgent: try row.int64("urgent") != 0,
+                    sendCount: try row.int64("send_count"), lastSentAt: try row.int64OrNil("last_sent_at")))
+        }
+        return out
+    }
+
+    public func recordSends(_ records: [EMMSendRecord]) async throws {
+        guard !records.isEmpty else { return }
+        try await database.transaction { conn in
+            for record in records {
+                try conn.execute(
+                    "UPDATE emms SET send_count = send_count + ?, last_sent_at = ? WHERE id = ?",
+                    .int64(record.count), .int64(record.lastSentAt), .int64(record.id))
+            }
+        }
+    }
+}
