@@ -114,6 +114,9 @@ public final class EmbeddedBusConsumer: BusConsumer {
         /// Delete messages every group has committed, at most this often. Default 30 s;
         /// `nil` keeps every message.
         public var retentionInterval: Duration? = .seconds(30)
+        /// Only messages at least this old are deleted, so a group that starts later (or a
+        /// replay after an incident) still finds recent history. Default 1 hour.
+        public var retentionMinimumAge: Duration = .seconds(3600)
         /// Rows deleted per retention statement. Default 10 000.
         public var retentionBatch: Int = 10_000
         public init() {}
@@ -205,8 +208,9 @@ public final class EmbeddedBusConsumer: BusConsumer {
         try await retainIfDue()
     }
 
-    /// Deletes messages that every group reading a topic has committed, at most every
-    /// `retentionInterval`. Topics nobody reads (the dead-letter topic) keep everything.
+    /// Deletes messages older than `retentionMinimumAge` that every group reading a topic
+    /// has committed, at most every `retentionInterval`. Topics no group has committed in
+    /// (the dead-letter topic until someone reads it) keep everything.
     private func retainIfDue() async throws {
         guard let interval = options.retentionInterval else { return }
         let now = ContinuousClock.now
@@ -218,6 +222,9 @@ public final class EmbeddedBusConsumer: BusConsumer {
         guard isDue else { return }
         let topics = self.topics
         let batch = Int64(options.retentionBatch)
+        let age = options.retentionMinimumAge
+        let before =
+            EmbeddedBusSQL.now() - age.components.seconds * 1000 - age.components.attoseconds / 1_000_000_000_000_000
         let deleted = try await database.withConnection { connection in
             var deleted = 0
             for topic in topics {
@@ -231,12 +238,13 @@ public final class EmbeddedBusConsumer: BusConsumer {
                     connection.dialect == .sqlite
                     ? "DELETE FROM bus_messages WHERE topic = ? AND message_offset IN "
                         + "(SELECT message_offset FROM bus_messages WHERE topic = ? AND message_offset < ? "
-                        + "ORDER BY message_offset LIMIT ?)"
-                    : "DELETE FROM bus_messages WHERE topic = ? AND message_offset < ? ORDER BY message_offset LIMIT ?"
+                        + "AND created_at <= ? ORDER BY message_offset LIMIT ?)"
+                    : "DELETE FROM bus_messages WHERE topic = ? AND message_offset < ? AND created_at <= ? "
+                        + "ORDER BY message_offset LIMIT ?"
                 let parameters: [SQLValue] =
                     connection.dialect == .sqlite
-                    ? [.text(topic), .text(topic), .int64(floor), .int64(batch)]
-                    : [.text(topic), .int64(floor), .int64(batch)]
+                    ? [.text(topic), .text(topic), .int64(floor), .int64(before), .int64(batch)]
+                    : [.text(topic), .int64(floor), .int64(before), .int64(batch)]
                 deleted += try connection.execute(sql, parameters).affectedRows
             }
             return deleted

@@ -204,3 +204,8 @@ public final class KafkaBusProducer: BusProducer {
         logger.info("kafka producer closed")
     }
 }
+
+extension KafkaBusProducer {
+    /// The version of the librdkafka loaded at run time (not the headers built against).
+    public static var librdkafkaVersion: String { String(cString: rd_kafka_version_str()) }
+}
