@@ -43,8 +43,11 @@ public enum DeadLetter {
         try await producer.publish(topic: topic, key: record.key, value: value)
         logger?.warning(
             "bus record dead-lettered",
-            ["bus.topic": record.topic, "bus.partition": String(record.partition), "bus.offset": String(record.offset),
-             "bus.key": record.key, "bus.bytes": String(record.value.count), "bus.dlq": topic])
+            [
+                "bus.topic": record.topic, "bus.partition": String(record.partition),
+                "bus.offset": String(record.offset),
+                "bus.key": record.key, "bus.bytes": String(record.value.count), "bus.dlq": topic,
+            ])
     }
 
     /// The encoded envelope for `record`.

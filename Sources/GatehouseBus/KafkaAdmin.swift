@@ -33,8 +33,10 @@ enum KafkaAdmin {
         for name in created {
             logger.notice(
                 "kafka topic created",
-                ["kafka.topic": name, "kafka.partitions": String(partitions),
-                 "kafka.replication": String(replicationFactor)])
+                [
+                    "kafka.topic": name, "kafka.partitions": String(partitions),
+                    "kafka.replication": String(replicationFactor),
+                ])
         }
     }
 

@@ -70,7 +70,8 @@ public final class KafkaBusConsumer: BusConsumer {
     /// Applies a rebalance (runs inside `rd_kafka_consumer_poll`, on the poll queue).
     /// Eager protocols replace the whole assignment; cooperative ones change it incrementally.
     private static func rebalance(
-        _ handle: OpaquePointer?, _ code: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<
+        _ handle: OpaquePointer?, _ code: rd_kafka_resp_err_t,
+        _ partitions: UnsafeMutablePointer<
             rd_kafka_topic_partition_list_t
         >?, _ context: RDKafkaContext?
     ) {
@@ -101,7 +102,8 @@ public final class KafkaBusConsumer: BusConsumer {
             }
         default:
             context?.logger.error(
-                "kafka rebalance failed", metadata.merging(["kafka.error": String(cString: rd_kafka_err2name(code))]) {
+                "kafka rebalance failed",
+                metadata.merging(["kafka.error": String(cString: rd_kafka_err2name(code))]) {
                     $1
                 })
             _ = rd_kafka_assign(handle, nil)
@@ -196,8 +198,10 @@ public final class KafkaBusConsumer: BusConsumer {
         guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
             logger.warning(
                 "kafka commit failed",
-                ["kafka.topic": record.topic, "kafka.partition": String(record.partition),
-                 "kafka.offset": String(record.offset), "kafka.error": String(cString: rd_kafka_err2name(code))])
+                [
+                    "kafka.topic": record.topic, "kafka.partition": String(record.partition),
+                    "kafka.offset": String(record.offset), "kafka.error": String(cString: rd_kafka_err2name(code)),
+                ])
             throw RDKafka.error(code, "commit")
         }
     }

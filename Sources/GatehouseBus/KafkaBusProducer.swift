@@ -180,8 +180,10 @@ public final class KafkaBusProducer: BusProducer {
             guard code == RD_KAFKA_RESP_ERR__QUEUE_FULL, clock.now < deadline else {
                 logger.warning(
                     "kafka produce failed",
-                    ["kafka.topic": topic, "kafka.error": String(cString: rd_kafka_err2name(code)),
-                     "bus.bytes": String(value.count)])
+                    [
+                        "kafka.topic": topic, "kafka.error": String(cString: rd_kafka_err2name(code)),
+                        "bus.bytes": String(value.count),
+                    ])
                 throw RDKafka.error(code, "produce to \(topic)")
             }
             try await Task.sleep(for: .milliseconds(10))

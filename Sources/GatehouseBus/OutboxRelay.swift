@@ -111,8 +111,10 @@ public final class OutboxRelay: Sendable {
         published?.increment(by: Double(rows.count))
         logger.debug(
             "outbox rows published",
-            ["relay.count": String(rows.count), "relay.first_id": String(rows[0].id),
-             "relay.last_id": String(rows[rows.count - 1].id)])
+            [
+                "relay.count": String(rows.count), "relay.first_id": String(rows[0].id),
+                "relay.last_id": String(rows[rows.count - 1].id),
+            ])
         return rows.count
     }
 

@@ -83,7 +83,8 @@ final class RDKafkaHandle: @unchecked Sendable {
             guard result == RD_KAFKA_CONF_OK else {
                 rd_kafka_conf_destroy(conf)
                 throw GatehouseError(
-                    .configuration, "kafka property \(name) was rejected by librdkafka", nativeCode: Int(result.rawValue))
+                    .configuration, "kafka property \(name) was rejected by librdkafka",
+                    nativeCode: Int(result.rawValue))
             }
         }
         let context = Unmanaged.passRetained(RDKafkaContext(logger: logger))

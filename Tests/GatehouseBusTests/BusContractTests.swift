@@ -40,11 +40,17 @@ struct BusContractTests {
             let keys = (0..<10).map { "stb-\($0)" }
             var messages: [BusMessage] = []
             for sequence in 0..<100 {
-                for key in keys { messages.append(BusMessage(topic: topic, key: key, value: bytes("\(key)#\(sequence)"))) }
+                for key in keys {
+                    messages.append(BusMessage(topic: topic, key: key, value: bytes("\(key)#\(sequence)")))
+                }
             }
             // Half as batches, half one by one (both paths must keep the order).
-            for chunk in stride(from: 0, to: 500, by: 100) { try await producer.publish(batch: Array(messages[chunk..<chunk + 100])) }
-            for message in messages[500...] { try await producer.publish(topic: topic, key: message.key, value: message.value) }
+            for chunk in stride(from: 0, to: 500, by: 100) {
+                try await producer.publish(batch: Array(messages[chunk..<chunk + 100]))
+            }
+            for message in messages[500...] {
+                try await producer.publish(topic: topic, key: message.key, value: message.value)
+            }
             try await producer.flush()
 
             let records = try await drain(consumer, count: 1000, timeout: .seconds(60))
@@ -125,7 +131,8 @@ struct BusContractTests {
             #expect(dead.key == "stb-3")
             let envelope = try DeadLetter.decode(dead.value)
             #expect(envelope.reason == "command does not decode")
-            #expect(envelope.topic == topic && envelope.offset == record.offset && envelope.partition == record.partition)
+            #expect(
+                envelope.topic == topic && envelope.offset == record.offset && envelope.partition == record.partition)
             #expect(try envelope.originalValue() == poison)
         }
     }

@@ -1,8 +1,8 @@
 import Foundation
 import GatehouseBus
-import GatehouseTestSupport
 import GatehouseCore
 import GatehouseStore
+import GatehouseTestSupport
 import Synchronization
 import Testing
 
@@ -144,7 +144,8 @@ func withBus(
 
 /// Polls until `count` records arrived or `timeout` passed; returns what arrived.
 func drain(
-    _ consumer: any BusConsumer, count: Int, timeout: Duration = .seconds(30), where keep: (BusRecord) -> Bool = { _ in true }
+    _ consumer: any BusConsumer, count: Int, timeout: Duration = .seconds(30),
+    where keep: (BusRecord) -> Bool = { _ in true }
 ) async throws -> [BusRecord] {
     let clock = ContinuousClock()
     let deadline = clock.now.advanced(by: timeout)
@@ -152,7 +153,8 @@ func drain(
     while records.count < count {
         let now = clock.now
         guard now < deadline else { break }
-        let batch = try await consumer.poll(maxRecords: 500, timeout: min(.milliseconds(500), now.duration(to: deadline)))
+        let batch = try await consumer.poll(
+            maxRecords: 500, timeout: min(.milliseconds(500), now.duration(to: deadline)))
         records.append(contentsOf: batch.filter(keep))
     }
     return records

@@ -42,7 +42,8 @@ struct BusConfigurationTests {
     @Test
     func deadLetterEnvelopeRoundTrips() throws {
         let record = BusRecord(topic: "t", partition: 2, offset: 41, key: "stb-1", value: [1, 2, 3])
-        let envelope = try DeadLetter.decode(try DeadLetter.envelope(for: record, reason: String(repeating: "x", count: 5000)))
+        let envelope = try DeadLetter.decode(
+            try DeadLetter.envelope(for: record, reason: String(repeating: "x", count: 5000)))
         #expect(envelope.version == 1 && envelope.key == "stb-1" && envelope.offset == 41 && envelope.partition == 2)
         #expect(envelope.reason.count == DeadLetter.maximumReasonLength)
         #expect(try envelope.originalValue() == [1, 2, 3])
@@ -84,7 +85,8 @@ struct EmbeddedBusTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let logger = BusTestEnvironment.logger()
-        let db = try await SQLiteDatabase.open(.init(path: dir.appendingPathComponent("bus.sqlite").path), logger: logger)
+        let db = try await SQLiteDatabase.open(
+            .init(path: dir.appendingPathComponent("bus.sqlite").path), logger: logger)
         try await Migrator(logger: logger).migrate(db)
         let producer = EmbeddedBusProducer(database: db, logger: logger)
         for index in 0..<10 { try await producer.publish(topic: "cmd", key: "k", value: [UInt8(index)]) }
@@ -117,7 +119,8 @@ struct EmbeddedBusTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let logger = BusTestEnvironment.logger()
-        let db = try await SQLiteDatabase.open(.init(path: dir.appendingPathComponent("bus.sqlite").path), logger: logger)
+        let db = try await SQLiteDatabase.open(
+            .init(path: dir.appendingPathComponent("bus.sqlite").path), logger: logger)
         try await Migrator(logger: logger).migrate(db)
         let consumer = EmbeddedBusConsumer(database: db, group: "g", topics: ["cmd"], logger: logger)
         let clock = ContinuousClock()

@@ -70,7 +70,9 @@ struct OutboxRelayTests {
                 let values = mine.filter { $0.key == "\(p)-stb-\(key)" }.map { text($0.value) }
                 #expect(values == (0..<20).filter { $0 % 3 == key }.map { "r\($0)" })
             }
-            #expect(try await consumer.poll(maxRecords: 10, timeout: .milliseconds(300)).filter { $0.key.hasPrefix(p) }.isEmpty)
+            #expect(
+                try await consumer.poll(maxRecords: 10, timeout: .milliseconds(300)).filter { $0.key.hasPrefix(p) }
+                    .isEmpty)
         }
     }
 
@@ -79,7 +81,8 @@ struct OutboxRelayTests {
         try await withBus(backend) { bus in
             let p = bus.prefix
             for index in 0..<6 {
-                try await insertRequest(bus.database, id: "\(p)-r\(index)", key: "\(p)-stb", payload: bytes("c\(index)"))
+                try await insertRequest(
+                    bus.database, id: "\(p)-r\(index)", key: "\(p)-stb", payload: bytes("c\(index)"))
             }
             let producer = try await bus.makeProducer()
             let topic = bus.settings.commandsTopic
@@ -113,11 +116,13 @@ struct OutboxRelayTests {
             let p = bus.prefix
             let longAgo = Int64(Date().timeIntervalSince1970 * 1000) - 3_600_000
             let recent = Int64(Date().timeIntervalSince1970 * 1000)
-            try await insertRequest(bus.database, id: "\(p)-stuck", key: "\(p)-a", payload: bytes("stuck"), publishedAt: longAgo)
+            try await insertRequest(
+                bus.database, id: "\(p)-stuck", key: "\(p)-a", payload: bytes("stuck"), publishedAt: longAgo)
             try await insertRequest(
                 bus.database, id: "\(p)-done", key: "\(p)-a", payload: bytes("done"), status: "processed",
                 publishedAt: longAgo)
-            try await insertRequest(bus.database, id: "\(p)-fresh", key: "\(p)-a", payload: bytes("fresh"), publishedAt: recent)
+            try await insertRequest(
+                bus.database, id: "\(p)-fresh", key: "\(p)-a", payload: bytes("fresh"), publishedAt: recent)
             let producer = try await bus.makeProducer()
             var options = OutboxRelay.Options()
             options.republishAfter = .seconds(60)
@@ -132,7 +137,9 @@ struct OutboxRelayTests {
             let consumer = try await bus.makeConsumer()
             let mine = try await drain(consumer, count: 1) { $0.key.hasPrefix(p) }
             #expect(mine.map { text($0.value) } == ["stuck"])
-            #expect(try await consumer.poll(maxRecords: 10, timeout: .milliseconds(300)).filter { $0.key.hasPrefix(p) }.isEmpty)
+            #expect(
+                try await consumer.poll(maxRecords: 10, timeout: .milliseconds(300)).filter { $0.key.hasPrefix(p) }
+                    .isEmpty)
         }
     }
 }
