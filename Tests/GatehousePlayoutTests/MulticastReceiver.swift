@@ -43,8 +43,7 @@ final class MulticastReceiver: @unchecked Sendable {
         if ipv6 {
             var addr = sockaddr_in6()
             addr.sin6_family = sa_family_t(AF_INET6)
-            addr.sin6_port = port.bigEndian
-            inet_pton(AF_INET6, group, &addr.sin6_addr)
+            addr.sin6_port = port.bigEndian  // bound to :: (a link-scope group needs a scope id to bind)
             let r = withUnsafePointer(to: &addr) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
             }
