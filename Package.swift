@@ -124,6 +124,11 @@ let package = Package(
                 "GatehouseWorker", "GatehouseAPI", "GatehouseStore", "GatehouseEMM", "GatehouseDomain", "GatehouseTestSupport",
             ],
             swiftSettings: strict),
+        /// Runs the real `gatehouse` executable as separate processes (crash tests, modes).
+        .testTarget(
+            name: "GatehouseIntegrationTests",
+            dependencies: ["GatehouseStore", "GatehouseDomain", "GatehouseTestSupport"],
+            swiftSettings: strict),
         .testTarget(
             name: "GatehouseHTTPTests", dependencies: ["GatehouseHTTP", "GatehouseTestSupport"], swiftSettings: strict),
     ]

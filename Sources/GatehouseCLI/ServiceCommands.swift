@@ -15,6 +15,25 @@ struct RelayService: GatehouseService {
 extension Bootstrap {
     func busSettings() throws -> BusSettings { try BusSettings(settings.source) }
 
+    /// `GATEHOUSE_KAFKA_OPTIONS`: extra librdkafka properties as `key=value,key=value`
+    /// (TLS, SASL, `session.timeout.ms`, …), given to producers and consumers alike.
+    func kafkaOptions() throws -> [String: String] {
+        guard let text = settings.source.string("GATEHOUSE_KAFKA_OPTIONS") else { return [:] }
+        var options: [String: String] = [:]
+        for pair in text.split(separator: ",") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw GatehouseError(.configuration, "GATEHOUSE_KAFKA_OPTIONS: expected key=value pairs separated by commas")
+            }
+            options[parts[0]] = parts[1]
+        }
+        return options
+    }
+
+    func busProducer(_ bus: BusSettings) async throws -> any BusProducer {
+        try await Bus.makeProducer(bus, database: database, logger: logger.with(label: "bus"), kafkaOptions: try kafkaOptions())
+    }
+
     /// The outbox relay: moves accepted requests from the outbox onto the bus.
     func relayService(bus: BusSettings, producer: any BusProducer) throws -> RelayService {
         RelayService(relay: OutboxRelay(
@@ -24,11 +43,12 @@ extension Bootstrap {
 
     /// The worker: consumes commands, applies them, builds EMMs.
     func workerService(bus: BusSettings, producer: any BusProducer, kek: KeyEncryptionKey) async throws -> WorkerService {
-        let consumer = try await Bus.makeConsumer(bus, database: database, logger: logger.with(label: "bus"))
+        let consumer = try await Bus.makeConsumer(
+            bus, database: database, logger: logger.with(label: "bus"), kafkaOptions: try kafkaOptions())
         let applier = CommandApplier(database: database, kek: kek.key, logger: logger.with(label: "worker"))
         return WorkerService(
             applier: applier, consumer: consumer, producer: producer, deadLetterTopic: bus.deadLetterTopic,
-            metrics: metrics, logger: logger.with(label: "worker"))
+            options: try WorkerService.Options(settings.source), metrics: metrics, logger: logger.with(label: "worker"))
     }
 }
 
@@ -48,7 +68,7 @@ public enum WorkerCommand: Subcommand {
         guard rest.allSatisfy({ $0 == "--no-relay" }) else { throw UsageError("unknown option \(rest[0])") }
         let boot = try await Bootstrap.make(settings, context: context)
         let bus = try boot.busSettings()
-        let producer = try await Bus.makeProducer(bus, database: boot.database, logger: boot.logger.with(label: "bus"))
+        let producer = try await boot.busProducer(bus)
         var services: [any GatehouseService] = [
             try await boot.workerService(bus: bus, producer: producer, kek: try boot.kek(createIfMissing: false))
         ]
@@ -77,7 +97,7 @@ public enum ServeCommand: Subcommand {
         let kek = try boot.kek(createIfMissing: true)
         try await makeFirstToken(boot, context: context)
         let bus = try boot.busSettings()
-        let producer = try await Bus.makeProducer(bus, database: boot.database, logger: boot.logger.with(label: "bus"))
+        let producer = try await boot.busProducer(bus)
         var services: [any GatehouseService] = [
             try await boot.apiServer(kek: kek),
             try boot.relayService(bus: bus, producer: producer),

@@ -3,6 +3,7 @@ import GatehouseBus
 import GatehouseCore
 import GatehouseDomain
 import GatehouseStore
+import Synchronization
 
 /// Consumes commands from the bus and applies them exactly once: the database
 /// transaction (rules + EMMs + request status) commits first, the bus offset after it.
@@ -20,7 +21,19 @@ public final class WorkerService: GatehouseService {
         public var retryBackoff: Duration = .seconds(1)
         /// Records fetched per poll. Default 200.
         public var batchSize = 200
+        /// For crash tests only (`GATEHOUSE_FAULT_WORKER_CRASH_AFTER`): the process kills
+        /// itself with SIGKILL right after its Nth database commit, before committing the
+        /// bus offset: the exact window exactly-once has to survive. Unset in production.
+        public var crashAfterApplies: Int?
         public init() {}
+
+        public init(_ source: ConfigSource) throws {
+            self.init()
+            maximumAttempts = try source.int("GATEHOUSE_WORKER_MAX_ATTEMPTS", default: 5, in: 1...1000)
+            if source.string("GATEHOUSE_FAULT_WORKER_CRASH_AFTER") != nil {
+                crashAfterApplies = try source.int("GATEHOUSE_FAULT_WORKER_CRASH_AFTER", default: 0, in: 1...Int.max)
+            }
+        }
     }
 
     public let name = "worker"
@@ -31,6 +44,7 @@ public final class WorkerService: GatehouseService {
     let options: Options
     let logger: Logger
     let metrics: MetricsRegistry
+    private let applied = Mutex(0)
 
     public init(applier: CommandApplier, consumer: any BusConsumer, producer: any BusProducer, deadLetterTopic: String,
         options: Options = Options(), metrics: MetricsRegistry, logger: Logger)
@@ -82,6 +96,10 @@ public final class WorkerService: GatehouseService {
                 let outcome = try await applier.apply(command)
                 let seconds = (ContinuousClock.now - started) / .seconds(1)
                 count(outcome, seconds: seconds)
+                if let crashAfter = options.crashAfterApplies, applied.withLock({ $0 += 1; return $0 }) >= crashAfter {
+                    logger.warning("worker.fault_injected_crash", ["request.id": command.requestID])
+                    kill(getpid(), SIGKILL)
+                }
                 return try await commit(record)
             } catch let error as GatehouseError where error.code == .unavailable {
                 // A passing outage: wait and try again without counting it against the command.
