@@ -4,6 +4,12 @@ import GatehouseCore
 
 /// Topic administration over the Kafka admin API.
 enum KafkaAdmin {
+    /// The librdkafka properties the admin client takes over from the caller's options.
+    static let connectionPrefixes = [
+        "security.", "ssl.", "sasl.", "socket.", "broker.", "api.version", "client.", "metadata.", "reconnect.",
+        "retry.", "debug", "log_level", "resolve.", "connections.",
+    ]
+
     /// Creates the topics that do not exist yet (brokers may have auto-creation off);
     /// "already exists" is success. Blocks a dispatch thread, not the caller's.
     /// - Throws: `GatehouseError` when the cluster does not answer within `timeout` or
@@ -14,7 +20,9 @@ enum KafkaAdmin {
     ) async throws {
         let names = Array(Set(topics)).sorted()
         guard !names.isEmpty else { return }
-        var properties = options
+        // Only connection and security settings: producer or consumer tuning would make
+        // librdkafka warn that the admin client ignores it.
+        var properties = options.filter { key, _ in Self.connectionPrefixes.contains { key.hasPrefix($0) } }
         properties["bootstrap.servers"] = brokers
         properties["client.id"] = properties["client.id"] ?? "gatehouse-admin"
         let handle = try RDKafkaHandle.make(kind: RD_KAFKA_PRODUCER, properties: properties, logger: logger)

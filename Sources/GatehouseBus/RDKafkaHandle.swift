@@ -119,3 +119,8 @@ final class RDKafkaHandle: @unchecked Sendable {
         context.release()
     }
 }
+
+/// librdkafka error numbers the tests and callers compare against (`GatehouseError.nativeCode`).
+enum RDKafkaCode {
+    static let messageTimedOut = RD_KAFKA_RESP_ERR__MSG_TIMED_OUT.rawValue
+}

@@ -70,8 +70,7 @@ final class BusHarness: Sendable {
     }
 
     func makeProducer() async throws -> any BusProducer {
-        let producer = try await Bus.makeProducer(
-            settings, database: database, logger: logger, kafkaOptions: BusTestEnvironment.kafkaOptions)
+        let producer = try await Bus.makeProducer(settings, database: database, logger: logger)
         producers.withLock { $0.append(producer) }
         return producer
     }
