@@ -77,7 +77,8 @@ public final class APIService: Sendable {
             [self] request in
             let deviceID = try pathDeviceID(request)
             let productID = try validated { () throws(ValidationError) in
-                try Validate.productID(Int64(request.pathParameters["product_id"] ?? ""), field: "product_id")
+                // Not an integer (or past Int64) is out of range too, not "required".
+                try Validate.productID(Int64(request.pathParameters["product_id"] ?? "") ?? 0, field: "product_id")
             }
             let canonical: [String: JSONValue] = [
                 "device_id": .string(deviceID), "product_id": .number(Double(productID)), "op": .string("cancel"),
@@ -115,6 +116,10 @@ public final class APIService: Sendable {
         }
         router.add(.get, "/devices/{device_id}/entitlements", access: .requires(.read)) { [self] request in
             try await entitlements(try pathDeviceID(request))
+        }
+        router.add(.get, "/audit", access: .requires(.read)) { [self] request in try await auditLog(request, export: false) }
+        router.add(.get, "/audit/export", access: .requires(.read)) { [self] request in
+            try await auditLog(request, export: true)
         }
         router.add(.get, "/osm", access: .requires(.read)) { [self] request in try await listOSM(request) }
         router.add(.get, "/osm/{id}", access: .requires(.read)) { [self] request in
@@ -356,6 +361,60 @@ public final class APIService: Sendable {
         return .json(bytes: Array(try osmJSON(row).rendered.utf8))
     }
 
+    /// The append-only audit log: who asked for what, when, under which request. `/audit`
+    /// pages newest first; `/audit/export` returns every matching entry oldest first as
+    /// JSON lines (one object a line), what an auditor loads into a spreadsheet or archive.
+    private func auditLog(_ request: HTTPRequest, export: Bool) async throws -> HTTPResponse {
+        var conditions: [String] = []
+        var parameters: [SQLValue] = []
+        if let device = request.query("device_id") {
+            conditions.append("device_id = ?")
+            parameters.append(.text(try validated { () throws(ValidationError) in try Validate.deviceID(device) }))
+        }
+        for (name, op) in [("since", ">="), ("until", "<")] {
+            if let text = request.query(name) {
+                let millis = try validated { () throws(ValidationError) in try Validate.time(text, field: name) }
+                conditions.append("at \(op) ?")
+                parameters.append(.int64(millis!))
+            }
+        }
+        let limit = export ? 1_000_000 : try pageLimit(request)
+        if !export, let after = request.query("after") {
+            guard let id = Int64(after), id > 0 else { throw HTTPError.invalidInput("after is not a cursor of this list", field: "after") }
+            conditions.append("id < ?")
+            parameters.append(.int64(id))
+        }
+        let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        let sql = "SELECT id, at, actor, action, device_id, request_id, detail FROM audit_log" + whereClause
+            + (export ? " ORDER BY id ASC LIMIT ?" : " ORDER BY id DESC LIMIT ?")
+        parameters.append(.int64(Int64(limit + 1)))
+        let bound = parameters
+        let rows = try await database.read { connection in try connection.query(sql, bound) }
+        let entries: [JSONValue] = try rows.prefix(limit).map { row in
+            .object([
+                "id": .number(Double(try row.int64("id"))),
+                "at": .string(ISO8601.format(try row.int64("at"))),
+                "actor": .string(try row.text("actor")),
+                "action": .string(try row.text("action")),
+                "device_id": try row.textOrNil("device_id").map(JSONValue.string) ?? .null,
+                "request_id": try row.textOrNil("request_id").map(JSONValue.string) ?? .null,
+                "detail": try row.textOrNil("detail").map(JSONValue.string) ?? .null,
+            ])
+        }
+        if export {
+            let text = entries.map { $0.rendered + "\n" }.joined()
+            return HTTPResponse(status: .ok, headers: [
+                "Content-Type": "application/x-ndjson",
+                "Content-Disposition": "attachment; filename=\"gatehouse-audit.jsonl\"",
+            ], body: Array(text.utf8))
+        }
+        var next: JSONValue = .null
+        if rows.count > limit, case .object(let last)? = entries.last, case .number(let id)? = last["id"] {
+            next = .string(String(Int64(id)))
+        }
+        return .json(bytes: Array(JSONValue.object(["entries": .array(entries), "next": next]).rendered.utf8))
+    }
+
     // MARK: Helpers
 
     private func time(_ row: SQLRow, _ column: String) throws -> JSONValue {
@@ -381,7 +440,75 @@ public final class APIService: Sendable {
 
     private func parseBody(_ request: HTTPRequest) throws -> [String: JSONValue] {
         try checkContentType(request)
-        return try validated { () throws(ValidationError) in try JSONValue.parseObject(request.body) }
+        let object = try validated { () throws(ValidationError) in try JSONValue.parseObject(request.body) }
+        try rejectOversizedNumbers(object, path: "")
+        if let key = Self.duplicateKey(in: request.body) {
+            throw HTTPError.invalidInput("\(key) appears more than once in one object", field: key)
+        }
+        return object
+    }
+
+    /// The first key that occurs twice in one object of `bytes`, which must be valid JSON.
+    /// The decoder keeps the first value and most other parsers the last, so a body with a
+    /// duplicate key means different things to the caller's tooling and to us: refuse it.
+    static func duplicateKey(in bytes: [UInt8]) -> String? {
+        var stack: [Set<String>?] = []  // one entry per open object (its keys) or array (nil)
+        var expectingKey = false
+        var index = 0
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "{"):
+                stack.append([])
+                expectingKey = true
+            case UInt8(ascii: "["):
+                stack.append(nil)
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                _ = stack.popLast()
+                expectingKey = false
+            case UInt8(ascii: ","):
+                expectingKey = stack.last.map { $0 != nil } ?? false
+            case UInt8(ascii: "\""):
+                let start = index
+                var escaped = false
+                index += 1
+                while index < bytes.count, bytes[index] != UInt8(ascii: "\"") {
+                    if bytes[index] == UInt8(ascii: "\\") {
+                        escaped = true
+                        index += 1
+                    }
+                    index += 1
+                }
+                if expectingKey, !stack.isEmpty, index < bytes.count {
+                    let raw = bytes[start...index]
+                    let key =
+                        escaped
+                        ? (try? JSONDecoder().decode(String.self, from: Data(raw))) ?? ""
+                        : String(decoding: raw.dropFirst().dropLast(), as: UTF8.self)
+                    if stack[stack.count - 1]?.insert(key).inserted == false { return key }
+                    expectingKey = false
+                }
+            default:
+                break
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    /// Refuses numbers whose magnitude reaches 2^63 before any field reader sees them: such a
+    /// value passes a `...Int64.max` range check as a `Double` (Int64.max rounds up to 2^63)
+    /// and then traps in `Int64(_:)`, which took the whole process down
+    /// (`{"product_id": 9223372036854775807}`). No field of this API needs numbers that large.
+    private func rejectOversizedNumbers(_ object: [String: JSONValue], path: String) throws {
+        for (key, value) in object {
+            let field = path.isEmpty ? key : path + "." + key
+            switch value {
+            case .number(let n) where !(abs(n) < 9.223372036854775808e18):
+                throw HTTPError.invalidInput("\(field) is out of range", field: field)
+            case .object(let nested): try rejectOversizedNumbers(nested, path: field)
+            default: break
+            }
+        }
     }
 
     private func rejectNonEmptyBody(_ request: HTTPRequest) throws {
@@ -394,8 +521,12 @@ public final class APIService: Sendable {
     }
 
     private func checkContentType(_ request: HTTPRequest) throws {
-        if let type = request.headers["Content-Type"]?.lowercased(),
-            !(type.hasPrefix("application/json") || type.contains("+json"))
+        // The media type before any parameters: application/json or a +json suffix type
+        // (application/jsonfoo or text/plain+json;x=y are not JSON).
+        if let header = request.headers["Content-Type"],
+            case let type = header.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0]
+                .trimmingCharacters(in: .whitespaces).lowercased(),
+            !(type == "application/json" || (type.hasPrefix("application/") && type.hasSuffix("+json")))
         {
             throw HTTPError(.unsupportedMediaType, code: .unsupportedMediaType, message: "send the body as application/json")
         }
@@ -406,7 +537,10 @@ public final class APIService: Sendable {
         do {
             return try body()
         } catch {
-            throw HTTPError.invalidInput(error.message.hasPrefix(error.field) ? error.message : "\(error.field) \(error.message)",
+            // "body" errors already say "the body …": no "body the body is not valid JSON".
+            let message = error.field == "body" || error.message.hasPrefix(error.field)
+                ? error.message : "\(error.field) \(error.message)"
+            throw HTTPError.invalidInput(message,
                 field: error.field)
         }
     }

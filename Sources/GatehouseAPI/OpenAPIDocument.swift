@@ -52,6 +52,69 @@ enum OpenAPIDocument {
     ],
     "type": "object"
    },
+   "AuditEntry": {
+    "properties": {
+     "action": {
+      "type": "string"
+     },
+     "actor": {
+      "type": "string"
+     },
+     "at": {
+      "format": "date-time",
+      "type": "string"
+     },
+     "detail": {
+      "type": [
+       "string",
+       "null"
+      ]
+     },
+     "device_id": {
+      "type": [
+       "string",
+       "null"
+      ]
+     },
+     "id": {
+      "type": "integer"
+     },
+     "request_id": {
+      "type": [
+       "string",
+       "null"
+      ]
+     }
+    },
+    "required": [
+     "id",
+     "at",
+     "actor",
+     "action"
+    ],
+    "type": "object"
+   },
+   "AuditPage": {
+    "properties": {
+     "entries": {
+      "items": {
+       "$ref": "#/components/schemas/AuditEntry"
+      },
+      "type": "array"
+     },
+     "next": {
+      "type": [
+       "string",
+       "null"
+      ]
+     }
+    },
+    "required": [
+     "entries",
+     "next"
+    ],
+    "type": "object"
+   },
    "CancelEntitlement": {
     "additionalProperties": false,
     "properties": {
@@ -669,6 +732,218 @@ enum OpenAPIDocument {
     "summary": "Grant a product to a device from start_time to end_time"
    }
   },
+  "/audit": {
+   "get": {
+    "parameters": [
+     {
+      "description": "",
+      "in": "query",
+      "name": "device_id",
+      "required": false,
+      "schema": {
+       "$ref": "#/components/schemas/DeviceID"
+      }
+     },
+     {
+      "description": "",
+      "in": "query",
+      "name": "since",
+      "required": false,
+      "schema": {
+       "format": "date-time",
+       "type": "string"
+      }
+     },
+     {
+      "description": "",
+      "in": "query",
+      "name": "until",
+      "required": false,
+      "schema": {
+       "format": "date-time",
+       "type": "string"
+      }
+     },
+     {
+      "description": "",
+      "in": "query",
+      "name": "limit",
+      "required": false,
+      "schema": {
+       "default": 100,
+       "maximum": 500,
+       "minimum": 1,
+       "type": "integer"
+      }
+     },
+     {
+      "description": "",
+      "in": "query",
+      "name": "after",
+      "required": false,
+      "schema": {
+       "maxLength": 64,
+       "type": "string"
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/AuditPage"
+        }
+       }
+      },
+      "description": "A page"
+     },
+     "400": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "Bad query parameter"
+     },
+     "401": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "Missing or invalid bearer token"
+     },
+     "403": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "The token lacks the scope"
+     },
+     "422": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "A query parameter is wrong; error.field names it"
+     }
+    },
+    "security": [
+     {
+      "bearer": [
+       "read"
+      ]
+     }
+    ],
+    "summary": "The audit log, newest first: activations, deactivations, key changes, messages, with who asked and the request id"
+   }
+  },
+  "/audit/export": {
+   "get": {
+    "parameters": [
+     {
+      "description": "",
+      "in": "query",
+      "name": "device_id",
+      "required": false,
+      "schema": {
+       "$ref": "#/components/schemas/DeviceID"
+      }
+     },
+     {
+      "description": "",
+      "in": "query",
+      "name": "since",
+      "required": false,
+      "schema": {
+       "format": "date-time",
+       "type": "string"
+      }
+     },
+     {
+      "description": "",
+      "in": "query",
+      "name": "until",
+      "required": false,
+      "schema": {
+       "format": "date-time",
+       "type": "string"
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "content": {
+       "application/x-ndjson": {
+        "schema": {
+         "type": "string"
+        }
+       }
+      },
+      "description": "JSON lines"
+     },
+     "400": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "Bad query parameter"
+     },
+     "401": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "Missing or invalid bearer token"
+     },
+     "403": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "The token lacks the scope"
+     },
+     "422": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "A query parameter is wrong; error.field names it"
+     }
+    },
+    "security": [
+     {
+      "bearer": [
+       "read"
+      ]
+     }
+    ],
+    "summary": "Every matching audit entry, oldest first, as JSON lines (for auditors)"
+   }
+  },
   "/cancel_entitlement": {
    "post": {
     "description": "",
@@ -1242,6 +1517,16 @@ enum OpenAPIDocument {
       },
       "description": "The token lacks the scope"
      },
+     "404": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "The path does not name a device (device_id is not 1 to 64 of A-Z a-z 0-9 . _ : -)"
+     },
      "409": {
       "content": {
        "application/json": {
@@ -1449,6 +1734,16 @@ enum OpenAPIDocument {
       },
       "description": "The token lacks the scope"
      },
+     "404": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "The path does not name a device (device_id is not 1 to 64 of A-Z a-z 0-9 . _ : -)"
+     },
      "409": {
       "content": {
        "application/json": {
@@ -1583,6 +1878,16 @@ enum OpenAPIDocument {
        }
       },
       "description": "The token lacks the scope"
+     },
+     "404": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "The path does not name a device (device_id is not 1 to 64 of A-Z a-z 0-9 . _ : -)"
      },
      "409": {
       "content": {
@@ -1719,6 +2024,16 @@ enum OpenAPIDocument {
       },
       "description": "The token lacks the scope"
      },
+     "404": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "The path does not name a device (device_id is not 1 to 64 of A-Z a-z 0-9 . _ : -)"
+     },
      "409": {
       "content": {
        "application/json": {
@@ -1853,6 +2168,16 @@ enum OpenAPIDocument {
        }
       },
       "description": "The token lacks the scope"
+     },
+     "404": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "The path does not name a device (device_id is not 1 to 64 of A-Z a-z 0-9 . _ : -)"
      },
      "409": {
       "content": {

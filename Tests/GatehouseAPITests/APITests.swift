@@ -107,6 +107,26 @@ struct APITests {
         #expect(try await stack.drainOutbox() == [.processed(emms: 1)])
         let cancelled = try await stack.call("GET", "/devices/STB-1/entitlements", token: stack.reader)
         #expect(cancelled.text.contains(#""status":"cancelled""#))
+
+        // The audit log names each change, who asked, and the request.
+        let audit = try await stack.call("GET", "/audit?device_id=STB-1", token: stack.reader)
+        guard case .array(let entries)? = audit.json["entries"] else {
+            Issue.record("no audit entries in \(audit.text)")
+            return
+        }
+        let actions = entries.compactMap { entry -> String? in
+            if case .object(let o) = entry, case .string(let a)? = o["action"] { return a }
+            return nil
+        }
+        #expect(actions == ["entitlement_deactivated", "message_sent", "entitlement_activated", "device_registered"])
+        #expect(audit.text.contains(#""actor":"admin""#) && audit.text.contains(#""actor":"sms""#))
+        #expect(audit.text.contains(requestID))
+        let export = try await stack.call("GET", "/audit/export", token: stack.reader)
+        #expect(export.headers["content-type"] == "application/x-ndjson")
+        let lines = export.text.split(separator: "\n")
+        #expect(lines.count == 5)  // the four above and the failed request for "nobody"
+        #expect(lines.first?.contains("device_registered") == true)
+        #expect(try await stack.call("GET", "/audit?since=yesterday", token: stack.reader).errorField == "since")
     }
 
     @Test(arguments: StoreKind.allCases)
