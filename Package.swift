@@ -60,6 +60,10 @@ let package = Package(
                 "GatehouseCore", "GatehouseDomain", "GatehouseStore", "GatehouseCrypto", "GatehouseEMM", "GatehouseBus",
             ],
             swiftSettings: strict),
+        /// A virtual set-top box: filters, authenticates and decrypts its own EMMs, refuses replays.
+        .target(
+            name: "GatehouseSTB", dependencies: ["GatehouseTS", "GatehouseEMM", "GatehouseCrypto"],
+            swiftSettings: strict),
         /// The EMM carousel: schedule, pacing, TS packetizing, UDP multicast output.
         .target(
             name: "GatehousePlayout", dependencies: ["GatehouseCore", "GatehouseTS", "GatehouseStore", "GatehouseEMM"],
@@ -128,6 +132,10 @@ let package = Package(
         .testTarget(
             name: "GatehouseIntegrationTests",
             dependencies: ["GatehouseStore", "GatehouseDomain", "GatehouseTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "GatehouseSTBTests",
+            dependencies: ["GatehouseSTB", "GatehouseTS", "GatehouseEMM", "GatehouseCrypto", "GatehouseTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "GatehouseHTTPTests", dependencies: ["GatehouseHTTP", "GatehouseTestSupport"], swiftSettings: strict),
