@@ -214,6 +214,20 @@ public enum Bus {
         }
     }
 
+    /// Kafka only: creates the commands and dead-letter topics when they are missing
+    /// (for an operator tool or a start-up check; the factories call it too). The embedded
+    /// bus needs nothing: its tables come with the schema migrations.
+    /// - Throws: `GatehouseError` when the cluster does not answer in 15 s or refuses.
+    public static func ensureTopics(_ settings: BusSettings, logger: Logger, kafkaOptions: [String: String] = [:])
+        async throws
+    {
+        guard case .kafka(let brokers) = settings.configuration else { return }
+        try await KafkaAdmin.ensureTopics(
+            [settings.commandsTopic, settings.deadLetterTopic], partitions: settings.kafkaPartitions,
+            replicationFactor: settings.kafkaReplicationFactor, brokers: brokers, options: kafkaOptions,
+            logger: logger)
+    }
+
     static func isValidName(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.count <= 249
             && name.utf8.allSatisfy { c in

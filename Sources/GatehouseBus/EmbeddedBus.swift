@@ -7,6 +7,17 @@ import Synchronization
 enum EmbeddedBusSQL {
     static func now() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
 
+    /// Creates the topic's offset row if missing; run in autocommit, before a publish
+    /// transaction. (Inside one, MariaDB's gap lock from an UPDATE that matched nothing
+    /// makes two first publishers deadlock on the INSERT.)
+    static func createTopic(_ connection: any SQLConnection, topic: String) throws {
+        let insert =
+            connection.dialect == .sqlite
+            ? "INSERT OR IGNORE INTO bus_topics (topic, last_offset) VALUES (?, -1)"
+            : "INSERT IGNORE INTO bus_topics (topic, last_offset) VALUES (?, -1)"
+        try connection.execute(insert, .text(topic))
+    }
+
     /// Appends one message to `topic` and returns its offset. Must run in a write transaction.
     ///
     /// Bumping `bus_topics.last_offset` first takes the topic's row lock until commit, so on
@@ -20,11 +31,8 @@ enum EmbeddedBusSQL {
             "UPDATE bus_topics SET last_offset = last_offset + 1 WHERE topic = ?", .text(topic)
         ).affectedRows
         if bumped == 0 {
-            let insert =
-                connection.dialect == .sqlite
-                ? "INSERT OR IGNORE INTO bus_topics (topic, last_offset) VALUES (?, -1)"
-                : "INSERT IGNORE INTO bus_topics (topic, last_offset) VALUES (?, -1)"
-            try connection.execute(insert, .text(topic))
+            // Normally created beforehand (`createTopic`); this covers a row deleted since.
+            try createTopic(connection, topic: topic)
             bumped = try connection.execute(
                 "UPDATE bus_topics SET last_offset = last_offset + 1 WHERE topic = ?", .text(topic)
             ).affectedRows
@@ -65,6 +73,8 @@ public final class EmbeddedBusProducer: BusProducer {
     private let database: any SQLDatabase
     private let logger: Logger
     private let isClosed = Atomic<Bool>(false)
+    /// Topics whose `bus_topics` row this producer has made sure of.
+    private let knownTopics = Mutex<Set<String>>([])
 
     public init(database: any SQLDatabase, logger: Logger) {
         self.database = database
@@ -84,14 +94,34 @@ public final class EmbeddedBusProducer: BusProducer {
         for message in batch where !Bus.isValidName(message.topic) {
             throw GatehouseError(.invalidInput, "bus topic names are 1-249 characters of a-z A-Z 0-9 . _ -")
         }
-        let now = EmbeddedBusSQL.now()
-        let last = try await database.transaction { connection in
-            var last: Int64 = -1
-            for message in batch {
-                last = try EmbeddedBusSQL.append(
-                    connection, topic: message.topic, key: message.key, value: message.value, at: now)
+        let missing = Set(batch.map(\.topic)).subtracting(knownTopics.withLock { $0 })
+        if !missing.isEmpty {
+            try await database.withConnection { connection in
+                for topic in missing { try EmbeddedBusSQL.createTopic(connection, topic: topic) }
             }
-            return last
+            knownTopics.withLock { $0.formUnion(missing) }
+        }
+        let now = EmbeddedBusSQL.now()
+        var attempt = 1
+        let last: Int64
+        while true {
+            do {
+                last = try await database.transaction { connection in
+                    var last: Int64 = -1
+                    for message in batch {
+                        last = try EmbeddedBusSQL.append(
+                            connection, topic: message.topic, key: message.key, value: message.value, at: now)
+                    }
+                    return last
+                }
+                break
+            } catch let error as GatehouseError where error.code == .unavailable && attempt < 5 {
+                // A deadlock or lock timeout rolled the transaction back: nothing was stored.
+                logger.debug(
+                    "bus publish retried", ["bus.attempt": String(attempt), "error": String(describing: error)])
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(5 * attempt))
+            }
         }
         logger.trace("bus messages stored", ["bus.count": String(batch.count), "bus.offset.last": String(last)])
     }
