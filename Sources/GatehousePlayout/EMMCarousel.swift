@@ -18,9 +18,10 @@ public struct CarouselEMM: Sendable, Equatable {
     public var sendCount: Int64
     public var lastSentAt: Int64?
 
-    public init(id: Int64, section: [UInt8], firstSendAt: Int64, repeatIntervalMilliseconds: Int64, expiresAt: Int64,
-        isUrgent: Bool = false, sendCount: Int64 = 0, lastSentAt: Int64? = nil)
-    {
+    public init(
+        id: Int64, section: [UInt8], firstSendAt: Int64, repeatIntervalMilliseconds: Int64, expiresAt: Int64,
+        isUrgent: Bool = false, sendCount: Int64 = 0, lastSentAt: Int64? = nil
+    ) {
         self.id = id
         self.section = section
         self.firstSendAt = firstSendAt

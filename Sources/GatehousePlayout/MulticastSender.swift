@@ -1,9 +1,10 @@
+import GatehouseCore
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import GatehouseCore
 
 /// Numeric address parsing (inet_pton), without name resolution: the playout only takes
 /// literal addresses, so a typo fails at start instead of resolving somewhere else.
@@ -24,7 +25,8 @@ enum IPAddress {
 enum SystemCall {
     static func error(_ call: String, _ errnoValue: Int32, detail: String = "") -> GatehouseError {
         let reason = String(cString: strerror(errnoValue))
-        return GatehouseError(.io, "\(call)\(detail.isEmpty ? "" : " (\(detail))") failed: \(reason) (errno \(errnoValue))",
+        return GatehouseError(
+            .io, "\(call)\(detail.isEmpty ? "" : " (\(detail))") failed: \(reason) (errno \(errnoValue))",
             nativeCode: Int(errnoValue))
     }
 
@@ -40,9 +42,10 @@ enum SystemCall {
         }
     }
 
-    static func setOption<V: BitwiseCopyable>(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: V,
-        _ callName: String) throws
-    {
+    static func setOption<V: BitwiseCopyable>(
+        _ fd: Int32, _ level: Int32, _ name: Int32, _ value: V,
+        _ callName: String
+    ) throws {
         try withUnsafeBytes(of: value) { raw in
             _ = try retrying("setsockopt(\(callName))") {
                 setsockopt(fd, level, name, raw.baseAddress, socklen_t(raw.count))
@@ -65,7 +68,9 @@ enum SystemCall {
             guard let sa = entry.pointee.ifa_addr, let name = entry.pointee.ifa_name else { continue }
             var match = false
             if Int32(sa.pointee.sa_family) == AF_INET, let v4 {
-                sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { match = $0.pointee.sin_addr.s_addr == v4.s_addr }
+                sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                    match = $0.pointee.sin_addr.s_addr == v4.s_addr
+                }
             } else if Int32(sa.pointee.sa_family) == AF_INET6, var v6 {
                 sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
                     var found = $0.pointee.sin6_addr
@@ -159,7 +164,8 @@ final class MulticastSender {
         switch group.family {
         case .ipv4:
             guard let local = IPAddress.ipv4(interface) ?? SystemCall.ipv4Address(ofInterface: interface) else {
-                throw GatehouseError(.configuration,
+                throw GatehouseError(
+                    .configuration,
                     "GATEHOUSE_MULTICAST_INTERFACE=\(interface): neither an IPv4 address nor an interface with one")
             }
             try SystemCall.setOption(fd, Int32(IPPROTO_IP), IP_MULTICAST_IF, local, "IP_MULTICAST_IF")
@@ -182,7 +188,8 @@ final class MulticastSender {
             }
         case .ipv6:
             guard let index = SystemCall.interfaceIndex(interface) else {
-                throw GatehouseError(.configuration,
+                throw GatehouseError(
+                    .configuration,
                     "GATEHOUSE_MULTICAST_INTERFACE=\(interface): no interface with that name or address")
             }
             try SystemCall.setOption(fd, Int32(IPPROTO_IPV6), IPV6_MULTICAST_IF, UInt32(index), "IPV6_MULTICAST_IF")

@@ -89,14 +89,17 @@ public struct PlayoutConfiguration: Sendable, Equatable {
         if let text = source.string("GATEHOUSE_EMM_GROUP") {
             c.group = try SocketAddress.parse(text, setting: "GATEHOUSE_EMM_GROUP")
             guard c.group.isMulticast else {
-                throw GatehouseError(.configuration, "GATEHOUSE_EMM_GROUP=\(text): not a multicast address (224.0.0.0/4 or ff00::/8)")
+                throw GatehouseError(
+                    .configuration, "GATEHOUSE_EMM_GROUP=\(text): not a multicast address (224.0.0.0/4 or ff00::/8)")
             }
         }
-        c.interface = source.string("GATEHOUSE_MULTICAST_INTERFACE", default: c.group.family == .ipv6 ? "lo" : "127.0.0.1")
+        c.interface = source.string(
+            "GATEHOUSE_MULTICAST_INTERFACE", default: c.group.family == .ipv6 ? "lo" : "127.0.0.1")
         c.ttl = try source.int("GATEHOUSE_MULTICAST_TTL", default: 1, in: 0...255)
         c.sourceAddress = source.string("GATEHOUSE_EMM_SOURCE")
         if let s = c.sourceAddress, SocketAddress.family(ofHost: s) != c.group.family {
-            throw GatehouseError(.configuration, "GATEHOUSE_EMM_SOURCE=\(s): expected an \(c.group.family) address like the group")
+            throw GatehouseError(
+                .configuration, "GATEHOUSE_EMM_SOURCE=\(s): expected an \(c.group.family) address like the group")
         }
         c.bitRate = try source.int("GATEHOUSE_EMM_BITRATE", default: 100_000, in: bitRateRange)
         c.emmPID = UInt16(try intOrHex(source, "GATEHOUSE_EMM_PID", default: 0x0100, in: 0x0020...0x1FFE))
@@ -104,7 +107,8 @@ public struct PlayoutConfiguration: Sendable, Equatable {
         c.catIntervalMilliseconds = try source.int("GATEHOUSE_CAT_INTERVAL_MS", default: 500, in: 10...1000)
         c.isRTPEnabled = try source.bool("GATEHOUSE_RTP", default: false)
         c.pollIntervalMilliseconds = try source.int("GATEHOUSE_PLAYOUT_POLL_MS", default: 200, in: 10...60_000)
-        c.writeBackIntervalMilliseconds = try source.int("GATEHOUSE_PLAYOUT_WRITEBACK_MS", default: 5000, in: 0...3_600_000)
+        c.writeBackIntervalMilliseconds = try source.int(
+            "GATEHOUSE_PLAYOUT_WRITEBACK_MS", default: 5000, in: 0...3_600_000)
         if let text = source.string("GATEHOUSE_PLAYOUT_FILL") {
             guard let fill = Fill(rawValue: text.lowercased()) else {
                 throw GatehouseError(.configuration, "GATEHOUSE_PLAYOUT_FILL=\(text): expected repeat, null or none")
@@ -122,7 +126,10 @@ public struct PlayoutConfiguration: Sendable, Equatable {
         let lower = text.lowercased()
         let parsed = lower.hasPrefix("0x") ? Int(lower.dropFirst(2), radix: 16) : Int(lower)
         guard let parsed, range.contains(parsed) else {
-            throw GatehouseError(.configuration, "\(key)=\(text): expected a number (decimal or 0x hex) in 0x\(String(range.lowerBound, radix: 16))...0x\(String(range.upperBound, radix: 16))")
+            throw GatehouseError(
+                .configuration,
+                "\(key)=\(text): expected a number (decimal or 0x hex) in 0x\(String(range.lowerBound, radix: 16))...0x\(String(range.upperBound, radix: 16))"
+            )
         }
         return parsed
     }

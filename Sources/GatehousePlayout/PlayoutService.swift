@@ -1,13 +1,14 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
 import Foundation
 import GatehouseCore
 import GatehouseStore
 import GatehouseTS
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The playout: loads live EMMs from the store, keeps them in an `EMMCarousel`, and sends
 /// them as MPEG-TS over UDP multicast at the configured bit rate, with the CAT.
@@ -26,17 +27,20 @@ public final class PlayoutService: Sendable {
     /// - Parameters:
     ///   - database: the Gatehouse database whose `emms` table the worker fills.
     ///   - metrics: where the `gatehouse_playout_*` metrics are registered.
-    public convenience init(configuration: PlayoutConfiguration, database: any SQLDatabase, metrics: MetricsRegistry,
-        logger: Logger)
-    {
-        self.init(configuration: configuration, source: StoreEMMSource(database: database), metrics: metrics,
+    public convenience init(
+        configuration: PlayoutConfiguration, database: any SQLDatabase, metrics: MetricsRegistry,
+        logger: Logger
+    ) {
+        self.init(
+            configuration: configuration, source: StoreEMMSource(database: database), metrics: metrics,
             logger: logger)
     }
 
     /// With any EMM source (tests and the benchmark use an in-memory one).
-    public init(configuration: PlayoutConfiguration, source: any PlayoutEMMSource, metrics: MetricsRegistry,
-        logger: Logger, initialState: PlayoutStreamState? = nil)
-    {
+    public init(
+        configuration: PlayoutConfiguration, source: any PlayoutEMMSource, metrics: MetricsRegistry,
+        logger: Logger, initialState: PlayoutStreamState? = nil
+    ) {
         self.configuration = configuration
         self.source = source
         self.logger = logger
@@ -117,7 +121,8 @@ public final class PlayoutService: Sendable {
                 }
                 if isInitialLoad {
                     isInitialLoad = false
-                    logger.info("playout initial load done", ["playout.emms": String(loaded), "emm.last_id": String(lastID)])
+                    logger.info(
+                        "playout initial load done", ["playout.emms": String(loaded), "emm.last_id": String(lastID)])
                 }
             } catch {
                 logger.error("playout store poll failed", ["error": String(describing: error)])
@@ -139,8 +144,12 @@ public final class PlayoutService: Sendable {
         do {
             try await source.recordSends(records)
         } catch {
-            logger.warning("playout send count write-back failed", ["error": String(describing: error),
-                "playout.records": String(records.count)])
+            logger.warning(
+                "playout send count write-back failed",
+                [
+                    "error": String(describing: error),
+                    "playout.records": String(records.count),
+                ])
         }
     }
 
@@ -181,11 +190,15 @@ struct PlayoutMetrics: Sendable {
         emmsSent = registry.counter("gatehouse_playout_emms_sent_total", help: "EMM sections sent (repeats included)")
         bytesSent = registry.counter(
             "gatehouse_playout_bytes_sent_total", help: "TS bytes sent (188 per packet; UDP/IP/RTP headers excluded)")
-        catPackets = registry.counter("gatehouse_playout_packets_sent_total", help: packetsHelp, labels: [("pid", hex(TS.PID.cat))])
-        emmPackets = registry.counter("gatehouse_playout_packets_sent_total", help: packetsHelp, labels: [("pid", hex(emmPID))])
-        nullPackets = registry.counter("gatehouse_playout_packets_sent_total", help: packetsHelp, labels: [("pid", hex(TS.PID.null))])
+        catPackets = registry.counter(
+            "gatehouse_playout_packets_sent_total", help: packetsHelp, labels: [("pid", hex(TS.PID.cat))])
+        emmPackets = registry.counter(
+            "gatehouse_playout_packets_sent_total", help: packetsHelp, labels: [("pid", hex(emmPID))])
+        nullPackets = registry.counter(
+            "gatehouse_playout_packets_sent_total", help: packetsHelp, labels: [("pid", hex(TS.PID.null))])
         datagrams = registry.counter("gatehouse_playout_datagrams_sent_total", help: "UDP datagrams sent")
-        sendErrors = registry.counter("gatehouse_playout_send_errors_total", help: "Datagrams the socket refused (sendto errors)")
+        sendErrors = registry.counter(
+            "gatehouse_playout_send_errors_total", help: "Datagrams the socket refused (sendto errors)")
         rejected = registry.counter(
             "gatehouse_playout_emms_rejected_total", help: "Stored EMMs not put on air (malformed section)")
         cycleSeconds = registry.gauge(
@@ -254,9 +267,10 @@ final class SendLoop: @unchecked Sendable {
     private let logger: Logger
     private let initialState: PlayoutStreamState
 
-    init(configuration: PlayoutConfiguration, sender: MulticastSender, shared: SendLoopShared, metrics: PlayoutMetrics,
-        logger: Logger, state: PlayoutStreamState)
-    {
+    init(
+        configuration: PlayoutConfiguration, sender: MulticastSender, shared: SendLoopShared, metrics: PlayoutMetrics,
+        logger: Logger, state: PlayoutStreamState
+    ) {
         self.configuration = configuration
         self.sender = sender
         self.shared = shared
@@ -337,8 +351,12 @@ final class SendLoop: @unchecked Sendable {
             } catch {
                 metrics.sendErrors.increment()
                 if now - lastErrorLog > 1_000_000_000 {
-                    logger.error("playout send failed", ["error": String(describing: error),
-                        "playout.suppressed": String(suppressedErrors)])
+                    logger.error(
+                        "playout send failed",
+                        [
+                            "error": String(describing: error),
+                            "playout.suppressed": String(suppressedErrors),
+                        ])
                     lastErrorLog = now
                     suppressedErrors = 0
                 } else {

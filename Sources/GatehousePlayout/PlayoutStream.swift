@@ -9,9 +9,10 @@ public struct PlayoutStreamState: Sendable, Equatable {
     public var rtpSequenceNumber: UInt16 = 0
     public var rtpSSRC: UInt32 = 0
 
-    public init(catContinuityCounter: UInt8 = 0, emmContinuityCounter: UInt8 = 0, rtpSequenceNumber: UInt16 = 0,
-        rtpSSRC: UInt32 = 0)
-    {
+    public init(
+        catContinuityCounter: UInt8 = 0, emmContinuityCounter: UInt8 = 0, rtpSequenceNumber: UInt16 = 0,
+        rtpSSRC: UInt32 = 0
+    ) {
         self.catContinuityCounter = catContinuityCounter
         self.emmContinuityCounter = emmContinuityCounter
         self.rtpSequenceNumber = rtpSequenceNumber
@@ -85,9 +86,10 @@ public struct PlayoutStream {
     /// the epoch) with `rtpTimestamp` (90 kHz) when RTP is on.
     /// - Returns: what it holds, or nil when there was nothing to send and the fill is `.none`
     ///   (then `out` is empty).
-    public mutating func nextDatagram(carousel: inout EMMCarousel, now: Int64, rtpTimestamp: UInt32 = 0,
-        into out: inout [UInt8]) -> DatagramSummary?
-    {
+    public mutating func nextDatagram(
+        carousel: inout EMMCarousel, now: Int64, rtpTimestamp: UInt32 = 0,
+        into out: inout [UInt8]
+    ) -> DatagramSummary? {
         out.removeAll(keepingCapacity: true)
         lastSentIDs.removeAll(keepingCapacity: true)
         if configuration.isRTPEnabled { appendRTPHeader(to: &out, timestamp: rtpTimestamp) }
@@ -99,7 +101,8 @@ public struct PlayoutStream {
             let before = out.count
             try? catPacketizer.packetize([catSection], into: &out)
             summary.catPackets = (out.count - before) / TS.packetSize
-            nextCATAt = nextCATAt == Int64.min || now - nextCATAt > Int64(configuration.catIntervalMilliseconds)
+            nextCATAt =
+                nextCATAt == Int64.min || now - nextCATAt > Int64(configuration.catIntervalMilliseconds)
                 ? now + Int64(configuration.catIntervalMilliseconds)
                 : nextCATAt + Int64(configuration.catIntervalMilliseconds)
         }
@@ -180,7 +183,10 @@ public struct PacingClock: Sendable {
     ///   - start: monotonic nanoseconds of the first send.
     public init(bitRate: Int, packetsPerDatagram: Int, start: UInt64) {
         interval = Double(packetsPerDatagram * TS.packetSize * 8) * 1e9 / Double(bitRate)
-        depth = max(2 * interval, 10_000_000)
+        // 50 ms: a sender thread delayed by a busy host (run-queue waits of tens of ms are
+        // common with a load above the core count) catches up and keeps the 10 s average,
+        // while a burst stays far below a multiplexer's input buffer.
+        depth = max(2 * interval, 50_000_000)
         next = Double(start)
     }
 

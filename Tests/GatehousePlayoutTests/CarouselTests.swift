@@ -7,7 +7,9 @@ import Testing
 /// A section of `payload` bytes with a recognisable id in its table_id_extension.
 func testSection(id: Int64, payload: Int = 40) -> [UInt8] {
     let length = 5 + payload + 4
-    var s: [UInt8] = [0x82, 0xB0 | UInt8(length >> 8), UInt8(length & 0xFF), UInt8(id >> 8 & 0xFF), UInt8(id & 0xFF), 0xC1, 0, 0]
+    var s: [UInt8] = [
+        0x82, 0xB0 | UInt8(length >> 8), UInt8(length & 0xFF), UInt8(id >> 8 & 0xFF), UInt8(id & 0xFF), 0xC1, 0, 0,
+    ]
     s += [UInt8](repeating: UInt8(truncatingIfNeeded: id), count: payload)
     let crc = CRC32MPEG2.checksum(s)
     s += [UInt8(crc >> 24), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc & 0xFF)]
@@ -16,10 +18,12 @@ func testSection(id: Int64, payload: Int = 40) -> [UInt8] {
 
 @Suite("Carousel scheduling (fake clock)")
 struct CarouselTests {
-    func emm(_ id: Int64, first: Int64 = 0, interval: Int64 = 1000, expires: Int64 = 1_000_000, urgent: Bool = false,
-        sent: Int64 = 0, last: Int64? = nil) -> CarouselEMM
-    {
-        CarouselEMM(id: id, section: testSection(id: id), firstSendAt: first, repeatIntervalMilliseconds: interval,
+    func emm(
+        _ id: Int64, first: Int64 = 0, interval: Int64 = 1000, expires: Int64 = 1_000_000, urgent: Bool = false,
+        sent: Int64 = 0, last: Int64? = nil
+    ) -> CarouselEMM {
+        CarouselEMM(
+            id: id, section: testSection(id: id), firstSendAt: first, repeatIntervalMilliseconds: interval,
             expiresAt: expires, isUrgent: urgent, sendCount: sent, lastSentAt: last)
     }
 

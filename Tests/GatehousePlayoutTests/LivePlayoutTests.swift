@@ -38,12 +38,14 @@ struct TestStore {
 
     /// Seals an entitlement for `device` and inserts it; returns the row id and the section.
     @discardableResult
-    func insertEMM(device: String, sequence: UInt64, firstSendAt: Int64, intervalMs: Int64, expiresAt: Int64,
-        urgent: Bool = false) async throws -> (id: Int64, section: [UInt8])
-    {
+    func insertEMM(
+        device: String, sequence: UInt64, firstSendAt: Int64, intervalMs: Int64, expiresAt: Int64,
+        urgent: Bool = false
+    ) async throws -> (id: Int64, section: [UInt8]) {
         let key = try #require(keys[device])
         let sealer = try EMMSealer(key: key, keyVersion: 1)
-        let emm = EMM(addressing: DeviceAddress.addressing(deviceID: device), keyVersion: 1, sequenceNumber: sequence,
+        let emm = EMM(
+            addressing: DeviceAddress.addressing(deviceID: device), keyVersion: 1, sequenceNumber: sequence,
             timestamp: UInt32(firstSendAt / 1000),
             payload: .entitlementAdd(EntitlementGrant(productID: UInt16(sequence), start: 1, end: 2)))
         let section = try sealer.seal(emm)
@@ -98,16 +100,22 @@ struct LivePlayoutTests {
         defer { Task { [store] in await store.close() } }
         let (group, port) = MulticastReceiver.randomIPv4Group()
         let t0 = MulticastReceiver.wallMilliseconds()
-        let a = try await store.insertEMM(device: "stb-1", sequence: 1, firstSendAt: t0, intervalMs: 500, expiresAt: t0 + 60_000)
-        let b = try await store.insertEMM(device: "stb-2", sequence: 1, firstSendAt: t0, intervalMs: 500, expiresAt: t0 + 60_000)
-        let c = try await store.insertEMM(device: "stb-3", sequence: 1, firstSendAt: t0, intervalMs: 500, expiresAt: t0 + 60_000,
+        let a = try await store.insertEMM(
+            device: "stb-1", sequence: 1, firstSendAt: t0, intervalMs: 500, expiresAt: t0 + 60_000)
+        let b = try await store.insertEMM(
+            device: "stb-2", sequence: 1, firstSendAt: t0, intervalMs: 500, expiresAt: t0 + 60_000)
+        let c = try await store.insertEMM(
+            device: "stb-3", sequence: 1, firstSendAt: t0, intervalMs: 500, expiresAt: t0 + 60_000,
             urgent: true)
-        let expiring = try await store.insertEMM(device: "stb-1", sequence: 2, firstSendAt: t0, intervalMs: 300,
+        let expiring = try await store.insertEMM(
+            device: "stb-1", sequence: 2, firstSendAt: t0, intervalMs: 300,
             expiresAt: t0 + 1000)
-        let future = try await store.insertEMM(device: "stb-2", sequence: 2, firstSendAt: t0 + 1500, intervalMs: 500,
+        let future = try await store.insertEMM(
+            device: "stb-2", sequence: 2, firstSendAt: t0 + 1500, intervalMs: 500,
             expiresAt: t0 + 60_000)
         // An already expired row is never sent.
-        let dead = try await store.insertEMM(device: "stb-3", sequence: 9, firstSendAt: t0 - 5000, intervalMs: 500,
+        let dead = try await store.insertEMM(
+            device: "stb-3", sequence: 9, firstSendAt: t0 - 5000, intervalMs: 500,
             expiresAt: t0 - 1)
 
         var config = PlayoutConfiguration()
@@ -119,7 +127,8 @@ struct LivePlayoutTests {
         config.writeBackIntervalMilliseconds = 500
         let registry = MetricsRegistry()
         let sink = MemorySink()
-        let service = PlayoutService(configuration: config, database: store.database, metrics: registry,
+        let service = PlayoutService(
+            configuration: config, database: store.database, metrics: registry,
             logger: Logger(label: "playout", minimumLevel: .debug, sink: sink))
         let receiver = try MulticastReceiver(group: group, port: port)
         // A row the worker adds while the playout runs: picked up by the poll.
@@ -129,7 +138,8 @@ struct LivePlayoutTests {
             tasks.addTask {
                 try await Task.sleep(for: .milliseconds(900))
                 let at = MulticastReceiver.wallMilliseconds()
-                let row = try await store.insertEMM(device: "stb-3", sequence: 2, firstSendAt: at, intervalMs: 500,
+                let row = try await store.insertEMM(
+                    device: "stb-3", sequence: 2, firstSendAt: at, intervalMs: 500,
                     expiresAt: at + 60_000)
                 lateInsert.withLock { $0 = (at, row) }
             }
@@ -218,7 +228,8 @@ struct LivePlayoutTests {
         // Independent decoders read the capture.
         let file = store.directory.appendingPathComponent("playout.ts")
         try Data(capture.ts).write(to: file)
-        try checkWithLibdvbpsi(file: file, emmPID: 0x0ABC, expectedEMMs: emms.count, expectedCATs: cats.count,
+        try checkWithLibdvbpsi(
+            file: file, emmPID: 0x0ABC, expectedEMMs: emms.count, expectedCATs: cats.count,
             directory: store.directory)
         try checkWithTSTools(file: file)
     }
@@ -229,14 +240,16 @@ struct LivePlayoutTests {
         let now = MulticastReceiver.wallMilliseconds()
         let source = MemorySource(
             (1...30).map {
-                CarouselEMM(id: Int64($0), section: testSection(id: Int64($0), payload: 100), firstSendAt: now,
+                CarouselEMM(
+                    id: Int64($0), section: testSection(id: Int64($0), payload: 100), firstSendAt: now,
                     repeatIntervalMilliseconds: 200, expiresAt: now + 60_000)
             })
         var config = PlayoutConfiguration()
         config.group = SocketAddress(host: group, port: port, family: .ipv4)
         config.bitRate = 400_000
         config.isRTPEnabled = true
-        let service = PlayoutService(configuration: config, source: source, metrics: MetricsRegistry(), logger: .disabled)
+        let service = PlayoutService(
+            configuration: config, source: source, metrics: MetricsRegistry(), logger: .disabled)
         let receiver = try MulticastReceiver(group: group, port: port)
         try await service.run(for: .milliseconds(600))
         let stateAfterFirst = service.currentStreamState
@@ -270,16 +283,20 @@ struct LivePlayoutTests {
         let group = "ff12::4242:\(String(Int.random(in: 1...0xFFFF), radix: 16))"
         let now = MulticastReceiver.wallMilliseconds()
         let source = MemorySource([
-            CarouselEMM(id: 1, section: testSection(id: 1), firstSendAt: now, repeatIntervalMilliseconds: 100,
+            CarouselEMM(
+                id: 1, section: testSection(id: 1), firstSendAt: now, repeatIntervalMilliseconds: 100,
                 expiresAt: now + 60_000)
         ])
         var config = try PlayoutConfiguration.load(
-            from: ConfigSource(environment: ["GATEHOUSE_EMM_GROUP": "[\(group)]:\(port)", "GATEHOUSE_EMM_BITRATE": "300000"]))
+            from: ConfigSource(environment: [
+                "GATEHOUSE_EMM_GROUP": "[\(group)]:\(port)", "GATEHOUSE_EMM_BITRATE": "300000",
+            ]))
         config.fill = .nullPackets
         #expect(config.interface == "lo")
         let registry = MetricsRegistry()
         let sink = MemorySink()
-        let service = PlayoutService(configuration: config, source: source, metrics: registry,
+        let service = PlayoutService(
+            configuration: config, source: source, metrics: registry,
             logger: Logger(label: "playout", sink: sink))
         let receiver = try MulticastReceiver(group: group, port: port, ipv6: true)
         try await service.run(for: .milliseconds(500))
@@ -300,7 +317,8 @@ struct LivePlayoutTests {
     @Test func socketErrorsNameTheCall() async throws {
         var config = PlayoutConfiguration()
         config.interface = "192.0.2.1"  // TEST-NET-1: on no interface here
-        let service = PlayoutService(configuration: config, source: MemorySource([]), metrics: MetricsRegistry(),
+        let service = PlayoutService(
+            configuration: config, source: MemorySource([]), metrics: MetricsRegistry(),
             logger: .disabled)
         do {
             try await service.run(for: .milliseconds(100))
@@ -311,7 +329,8 @@ struct LivePlayoutTests {
             #expect(error.nativeCode != nil)
         }
         config.interface = "no-such-if0"
-        let named = PlayoutService(configuration: config, source: MemorySource([]), metrics: MetricsRegistry(),
+        let named = PlayoutService(
+            configuration: config, source: MemorySource([]), metrics: MetricsRegistry(),
             logger: .disabled)
         await #expect(throws: GatehouseError.self) { try await named.run(for: .milliseconds(100)) }
     }

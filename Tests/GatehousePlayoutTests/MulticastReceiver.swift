@@ -1,8 +1,9 @@
+import Foundation
+import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
-import Synchronization
 
 /// A test receiver: joins a multicast group on the loopback interface (IP_ADD_MEMBERSHIP
 /// with imr_interface 127.0.0.1, or IPV6_JOIN_GROUP on `lo`), binds the port with
@@ -45,13 +46,17 @@ final class MulticastReceiver: @unchecked Sendable {
             addr.sin6_family = sa_family_t(AF_INET6)
             addr.sin6_port = port.bigEndian  // bound to :: (a link-scope group needs a scope id to bind)
             let r = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                }
             }
             guard r == 0 else { throw Failure.call("bind", errno) }
             var mreq = ipv6_mreq()
             inet_pton(AF_INET6, group, &mreq.ipv6mr_multiaddr)
             mreq.ipv6mr_interface = if_nametoindex("lo")
-            guard setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_JOIN_GROUP, &mreq, socklen_t(MemoryLayout<ipv6_mreq>.size)) == 0
+            guard
+                setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_JOIN_GROUP, &mreq, socklen_t(MemoryLayout<ipv6_mreq>.size))
+                    == 0
             else { throw Failure.call("setsockopt(IPV6_JOIN_GROUP)", errno) }
         } else {
             var addr = sockaddr_in()
@@ -59,13 +64,16 @@ final class MulticastReceiver: @unchecked Sendable {
             addr.sin_port = port.bigEndian
             inet_pton(AF_INET, group, &addr.sin_addr)
             let r = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
             guard r == 0 else { throw Failure.call("bind", errno) }
             var mreq = ip_mreq()
             inet_pton(AF_INET, group, &mreq.imr_multiaddr)
             inet_pton(AF_INET, "127.0.0.1", &mreq.imr_interface)
-            guard setsockopt(fd, Int32(IPPROTO_IP), IP_ADD_MEMBERSHIP, &mreq, socklen_t(MemoryLayout<ip_mreq>.size)) == 0
+            guard
+                setsockopt(fd, Int32(IPPROTO_IP), IP_ADD_MEMBERSHIP, &mreq, socklen_t(MemoryLayout<ip_mreq>.size)) == 0
             else { throw Failure.call("setsockopt(IP_ADD_MEMBERSHIP)", errno) }
         }
         let thread = Thread { [self] in self.loop() }
@@ -79,7 +87,8 @@ final class MulticastReceiver: @unchecked Sendable {
         while !stopped.load(ordering: .acquiring) {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n > 0 {
-                let d = Datagram(bytes: Array(buffer[0..<n]), arrivedAt: Self.wallMilliseconds(), monotonic: Self.monotonic())
+                let d = Datagram(
+                    bytes: Array(buffer[0..<n]), arrivedAt: Self.wallMilliseconds(), monotonic: Self.monotonic())
                 received.withLock { $0.append(d) }
             }
         }

@@ -22,7 +22,8 @@ struct PlayoutStreamTests {
         var out: [[UInt8]] = []
         var buffer: [UInt8] = []
         for k in 0..<count {
-            if stream.nextDatagram(carousel: &carousel, now: start + Int64(k) * 10, rtpTimestamp: UInt32(k * 900),
+            if stream.nextDatagram(
+                carousel: &carousel, now: start + Int64(k) * 10, rtpTimestamp: UInt32(k * 900),
                 into: &buffer) != nil
             {
                 out.append(buffer)
@@ -34,8 +35,10 @@ struct PlayoutStreamTests {
     @Test func datagramsAreSevenPacketsWithCATFirstAndEveryInterval() throws {
         var carousel = EMMCarousel()
         for id in Int64(1)...40 {
-            _ = carousel.insert(CarouselEMM(id: id, section: testSection(id: id, payload: 30 + Int(id) * 7),
-                firstSendAt: 0, repeatIntervalMilliseconds: 100_000, expiresAt: 1_000_000), now: 0)
+            _ = carousel.insert(
+                CarouselEMM(
+                    id: id, section: testSection(id: id, payload: 30 + Int(id) * 7),
+                    firstSendAt: 0, repeatIntervalMilliseconds: 100_000, expiresAt: 1_000_000), now: 0)
         }
         var stream = PlayoutStream(configuration: config())
         let datagrams = produce(&stream, &carousel, count: 200)  // 2 s of fake time
@@ -65,8 +68,10 @@ struct PlayoutStreamTests {
 
     @Test func nullPacketsFillWhenConfigured() {
         var carousel = EMMCarousel()
-        _ = carousel.insert(CarouselEMM(id: 1, section: testSection(id: 1), firstSendAt: 0,
-            repeatIntervalMilliseconds: 100_000, expiresAt: 1_000_000), now: 0)
+        _ = carousel.insert(
+            CarouselEMM(
+                id: 1, section: testSection(id: 1), firstSendAt: 0,
+                repeatIntervalMilliseconds: 100_000, expiresAt: 1_000_000), now: 0)
         var stream = PlayoutStream(configuration: config(fill: .nullPackets))
         let datagrams = produce(&stream, &carousel, count: 3)
         #expect(datagrams.count == 3)
@@ -87,7 +92,8 @@ struct PlayoutStreamTests {
 
     @Test func rtpHeaderVersionTypeSequenceTimestampSSRC() throws {
         var carousel = EMMCarousel()
-        var stream = PlayoutStream(configuration: config(rtp: true),
+        var stream = PlayoutStream(
+            configuration: config(rtp: true),
             state: PlayoutStreamState(rtpSequenceNumber: 0xFFFE, rtpSSRC: 0xDEAD_BEEF))
         let datagrams = produce(&stream, &carousel, count: 3)
         for (k, d) in datagrams.enumerated() {
@@ -106,8 +112,10 @@ struct PlayoutStreamTests {
     @Test func largeSectionSpansDatagramsAndCountersCarryOnAcrossRestart() {
         var carousel = EMMCarousel()
         let big = testSection(id: 9, payload: 2000)  // 12 packets
-        _ = carousel.insert(CarouselEMM(id: 9, section: big, firstSendAt: 0, repeatIntervalMilliseconds: 30,
-            expiresAt: 1_000_000), now: 0)
+        _ = carousel.insert(
+            CarouselEMM(
+                id: 9, section: big, firstSendAt: 0, repeatIntervalMilliseconds: 30,
+                expiresAt: 1_000_000), now: 0)
         var first = PlayoutStream(configuration: config(fill: .nullPackets))
         var datagrams = produce(&first, &carousel, count: 7)
         // Restart: a new stream value from the old one's state; carried packets are dropped

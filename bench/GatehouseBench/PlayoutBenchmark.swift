@@ -18,6 +18,7 @@
     /// Bounded: about 50 s in all. `gatehouse-bench playout [quick]` (quick: 3 s windows).
     func runPlayoutBenchmark() {
         let quick = CommandLine.arguments.contains("quick")
+        print("playout: load average at start: \(loadAverage())")
         carouselBenchmark()
         let semaphore = DispatchSemaphore(value: 0)
         Task {
@@ -33,6 +34,13 @@
             semaphore.signal()
         }
         semaphore.wait()
+        print("playout: load average at end: \(loadAverage())")
+    }
+
+    /// The first three fields of /proc/loadavg (other work on the host skews the timings).
+    private func loadAverage() -> String {
+        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "unknown" }
+        return text.split(separator: " ").prefix(3).joined(separator: " ")
     }
 
     private func residentBytes() -> Int {
@@ -47,8 +55,10 @@
     /// A long-form section like an entitlement EMM (67 bytes: 56 overhead + 11 payload).
     private func benchSection(_ id: Int, payload: Int = 11) -> [UInt8] {
         let length = 5 + 28 + payload + 16 + 4
-        var s: [UInt8] = [0x82, 0xF0 | UInt8(length >> 8), UInt8(length & 0xFF), UInt8(id >> 8 & 0xFF),
-            UInt8(id & 0xFF), 0xC1, 0, 0]
+        var s: [UInt8] = [
+            0x82, 0xF0 | UInt8(length >> 8), UInt8(length & 0xFF), UInt8(id >> 8 & 0xFF),
+            UInt8(id & 0xFF), 0xC1, 0, 0,
+        ]
         for k in 0..<(length - 5 - 4) { s.append(UInt8(truncatingIfNeeded: id &* 31 &+ k)) }
         let crc = CRC32MPEG2.checksum(s)
         s += [UInt8(crc >> 24), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc & 0xFF)]
@@ -64,16 +74,18 @@
         for id in 1...count {
             // Already sent once, due over the next 10 minutes: the steady state of a full carousel.
             _ = carousel.insert(
-                CarouselEMM(id: Int64(id), section: benchSection(id), firstSendAt: 0,
+                CarouselEMM(
+                    id: Int64(id), section: benchSection(id), firstSendAt: 0,
                     repeatIntervalMilliseconds: 600_000, expiresAt: Int64.max / 2, isUrgent: id % 100 == 0,
                     sendCount: 1, lastSentAt: Int64(id % 600_000) - 600_000),
                 now: 0)
         }
         let insertSeconds = Double(now() - t0) / 1e9
         let after = residentBytes()
-        print("playout:   insert: \(String(format: "%.0f", Double(count) / insertSeconds)) EMMs/s; "
-            + "resident +\((after - before) / 1_048_576) MiB = \((after - before) / count) bytes per EMM "
-            + "(carousel's own estimate \(carousel.approximateMemoryBytes / count) B/EMM, sections 67 B)")
+        print(
+            "playout:   insert: \(String(format: "%.0f", Double(count) / insertSeconds)) EMMs/s; "
+                + "resident +\((after - before) / 1_048_576) MiB = \((after - before) / count) bytes per EMM "
+                + "(carousel's own estimate \(carousel.approximateMemoryBytes / count) B/EMM, sections 67 B)")
         // Picks: peek + markSent, everything due (clock at the end of the window), 2,000,000 picks.
         let picks = 2_000_000
         var clock: Int64 = 600_000
@@ -86,8 +98,9 @@
             carousel.markSent(next, now: clock)
         }
         let pickNanoseconds = Double(now() - t1) / Double(picks)
-        print("playout:   pick (peek + reschedule, heap of 1M): \(String(format: "%.0f", pickNanoseconds)) ns per pick "
-            + "(\(sink % 10) ignore)")
+        print(
+            "playout:   pick (peek + reschedule, heap of 1M): \(String(format: "%.0f", pickNanoseconds)) ns per pick "
+                + "(\(sink % 10) ignore)")
         // Datagram assembly with every EMM due (clock past everyone's next repetition):
         // picks, back-to-back packetizing, CAT when due, 7 packets.
         clock += 1_200_000
@@ -102,9 +115,10 @@
             }
         }
         let perDatagram = Double(now() - t2) / Double(datagrams)
-        print("playout:   datagram assembly: \(String(format: "%.0f", perDatagram)) ns per 7-packet datagram "
-            + "(\(String(format: "%.1f", Double(emms) / Double(datagrams))) EMMs each) = "
-            + "\(String(format: "%.1f", 7 * 188 * 8 / perDatagram)) Gbit/s of TS per core")
+        print(
+            "playout:   datagram assembly: \(String(format: "%.0f", perDatagram)) ns per 7-packet datagram "
+                + "(\(String(format: "%.1f", Double(emms) / Double(datagrams))) EMMs each) = "
+                + "\(String(format: "%.1f", 7 * 188 * 8 / perDatagram)) Gbit/s of TS per core")
     }
 
     /// An in-memory source of `count` EMMs, due now, repeated every second.
@@ -113,7 +127,8 @@
         init(count: Int) {
             let t = Int64(Date().timeIntervalSince1970 * 1000)
             emms = (1...count).map {
-                CarouselEMM(id: Int64($0), section: benchSection($0), firstSendAt: t, repeatIntervalMilliseconds: 1000,
+                CarouselEMM(
+                    id: Int64($0), section: benchSection($0), firstSendAt: t, repeatIntervalMilliseconds: 1000,
                     expiresAt: t + 3_600_000)
             }
         }
@@ -146,7 +161,9 @@
             addr.sin_port = port.bigEndian
             inet_pton(AF_INET, group, &addr.sin_addr)
             _ = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
             var mreq = ip_mreq()
             inet_pton(AF_INET, group, &mreq.imr_multiaddr)
@@ -190,23 +207,26 @@
         let config = configuration(bitRate: 1_000_000_000, port: port)
         let receiver = BenchReceiver(group: config.group.host, port: port)
         let registry = MetricsRegistry()
-        let service = PlayoutService(configuration: config, source: BenchSource(count: 100_000), metrics: registry,
+        let service = PlayoutService(
+            configuration: config, source: BenchSource(count: 100_000), metrics: registry,
             logger: .disabled)
         try await service.run(for: .seconds(3))
         let times = receiver.stop()
         let sent = registry.counter("gatehouse_playout_datagrams_sent_total", help: "").current
         let emms = registry.counter("gatehouse_playout_emms_sent_total", help: "").current
         print("playout: sender flat out to a loopback multicast group (one receiver joined), 3 s, 100,000 live EMMs")
-        print("playout:   sent \(Int(sent)) datagrams = \(String(format: "%.0f", sent * 7 / 3)) TS packets/s "
-            + "(\(String(format: "%.0f", sent * 7 * 188 * 8 / 3 / 1e6)) Mbit/s, \(String(format: "%.0f", emms / 3)) EMMs/s); "
-            + "received \(times.count)")
+        print(
+            "playout:   sent \(Int(sent)) datagrams = \(String(format: "%.0f", sent * 7 / 3)) TS packets/s "
+                + "(\(String(format: "%.0f", sent * 7 * 188 * 8 / 3 / 1e6)) Mbit/s, \(String(format: "%.0f", emms / 3)) EMMs/s); "
+                + "received \(times.count)")
     }
 
     private func rateBenchmark(bitRate: Int, window: Int) async throws {
         let port = UInt16.random(in: 30000...60000)
         let config = configuration(bitRate: bitRate, port: port)
         let receiver = BenchReceiver(group: config.group.host, port: port)
-        let service = PlayoutService(configuration: config, source: BenchSource(count: 20_000), metrics: MetricsRegistry(),
+        let service = PlayoutService(
+            configuration: config, source: BenchSource(count: 20_000), metrics: MetricsRegistry(),
             logger: .disabled)
         let run = Double(window) + 1.5
         try await service.run(for: .milliseconds(Int(run * 1000)))
@@ -232,14 +252,17 @@
         let longRun = (Double((times.count - 1) * 1316 * 8) / span - Double(bitRate)) / Double(bitRate) * 100
         let worst = errors.max { abs($0) < abs($1) } ?? .nan
         let mean = errors.isEmpty ? Double.nan : errors.reduce(0, +) / Double(errors.count)
-        print("playout: rate \(bitRate) bit/s over \(window) s windows (\(errors.count) windows, datagram-aligned starts): "
-            + "mean error \(String(format: "%+.3f", mean)) %, worst \(String(format: "%+.3f", worst)) %; "
-            + "first-to-last datagram \(String(format: "%+.3f", longRun)) % over \(String(format: "%.1f", span)) s, "
-            + "\(times.count) datagrams")
+        print(
+            "playout: rate \(bitRate) bit/s over \(window) s windows (\(errors.count) windows, datagram-aligned starts): "
+                + "mean error \(String(format: "%+.3f", mean)) %, worst \(String(format: "%+.3f", worst)) %; "
+                + "first-to-last datagram \(String(format: "%+.3f", longRun)) % over \(String(format: "%.1f", span)) s, "
+                + "\(times.count) datagrams")
     }
 #else
     /// Built without GatehousePlayout (see the note at the top of this file).
     func runPlayoutBenchmark() {
-        print("playout: benchmark not built: GatehouseBench needs the GatehousePlayout dependency and GATEHOUSE_PLAYOUT_BENCH")
+        print(
+            "playout: benchmark not built: GatehouseBench needs the GatehousePlayout dependency and GATEHOUSE_PLAYOUT_BENCH"
+        )
     }
 #endif
