@@ -46,7 +46,9 @@ public struct DeviceKeyring: Sendable, Equatable {
             let deviceID = try row.text("device_id")
             do {
                 let key = try AESKeyWrap.unwrap(try row.blob("wrapped_key"), kek: kek)
-                keys.append(MonitorDeviceKey(deviceID: deviceID, key: key, keyVersion: UInt16(clamping: try row.int("version"))))
+                keys.append(
+                    MonitorDeviceKey(deviceID: deviceID, key: key, keyVersion: UInt16(clamping: try row.int("version")))
+                )
             } catch {
                 failures += 1
                 logger.warning("monitor.keys.unwrap_failed", ["device.id": deviceID])

@@ -3,7 +3,7 @@ import Foundation
 import GatehouseCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An `http://host:port/path` URL. https is not supported: the Pushgateway and webhooks
@@ -32,7 +32,9 @@ public struct HTTPURL: Sendable, Hashable, CustomStringConvertible {
             hostPart = authority[authority.index(after: authority.startIndex)..<close]
             let after = authority[authority.index(after: close)...]
             if after.hasPrefix(":") {
-                guard let p = UInt16(after.dropFirst()) else { throw GatehouseError(.invalidInput, "URL \(text): bad port") }
+                guard let p = UInt16(after.dropFirst()) else {
+                    throw GatehouseError(.invalidInput, "URL \(text): bad port")
+                }
                 port = p
             }
         } else if let colon = authority.lastIndex(of: ":") {
@@ -75,14 +77,16 @@ public enum HTTPClient {
     /// Sends one request.
     /// - Throws: `GatehouseError(.io)` naming the call (connect, send, recv) or `.unavailable`
     ///   on a timeout; the status is returned as is (a 500 is not an error here).
-    public static func send(_ method: String, _ url: HTTPURL, body: [UInt8] = [], contentType: String? = nil,
-        timeout: Double) async throws -> HTTPClientResponse
-    {
+    public static func send(
+        _ method: String, _ url: HTTPURL, body: [UInt8] = [], contentType: String? = nil,
+        timeout: Double
+    ) async throws -> HTTPClientResponse {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(with: Result {
-                    try sendBlocking(method, url, body: body, contentType: contentType, timeout: timeout)
-                })
+                continuation.resume(
+                    with: Result {
+                        try sendBlocking(method, url, body: body, contentType: contentType, timeout: timeout)
+                    })
             }
         }
     }
@@ -90,8 +94,10 @@ public enum HTTPClient {
     /// `send`, retried with exponential back-off on transport errors and 5xx answers.
     /// - Returns: the last response (2xx, 4xx, or the last 5xx).
     /// - Throws: the last transport error when every attempt failed to connect or timed out.
-    public static func sendWithRetries(_ method: String, _ url: HTTPURL, body: [UInt8] = [], contentType: String? = nil,
-        timeout: Double, attempts: Int, backoff: Double, onRetry: @Sendable (Int, String) -> Void = { _, _ in })
+    public static func sendWithRetries(
+        _ method: String, _ url: HTTPURL, body: [UInt8] = [], contentType: String? = nil,
+        timeout: Double, attempts: Int, backoff: Double, onRetry: @Sendable (Int, String) -> Void = { _, _ in }
+    )
         async throws -> HTTPClientResponse
     {
         var delay = backoff
@@ -129,7 +135,9 @@ public enum HTTPClient {
         var sent = 0
         while sent < request.count {
             let n = try request.withUnsafeBytes { raw in
-                try SystemCall.runAllowingTimeout("send") { Glibc.send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL)) }
+                try SystemCall.runAllowingTimeout("send") {
+                    Glibc.send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
+                }
             }
             guard let n else { throw GatehouseError(.unavailable, "HTTP \(method) \(url): send timed out") }
             sent += n
@@ -235,7 +243,8 @@ public enum HTTPClient {
                         var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
                         let ready = try SystemCall.run("poll") { poll(&pfd, 1, Int32(max(1, timeout * 1000))) }
                         guard ready > 0 else {
-                            throw GatehouseError(.unavailable, "connect(\(url.host):\(url.port)) timed out after \(timeout) s")
+                            throw GatehouseError(
+                                .unavailable, "connect(\(url.host):\(url.port)) timed out after \(timeout) s")
                         }
                         let soError = try SystemCall.getIntOption(fd, SOL_SOCKET, SO_ERROR, name: "SO_ERROR")
                         guard soError == 0 else { throw SystemCall.error("connect(\(url.host):\(url.port))", soError) }

@@ -3,7 +3,7 @@ import GatehouseCore
 import GatehouseCrypto
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A multicast group and UDP port, as `GATEHOUSE_EMM_GROUP` spells it: `239.255.42.42:5000`
@@ -156,7 +156,8 @@ public struct MonitorConfiguration: Sendable {
             c.extraEMMPIDs = try text.split(separator: ",").map { part in
                 let t = part.trimmingCharacters(in: .whitespaces)
                 guard let pid = parsePID(t) else {
-                    throw GatehouseError(.configuration,
+                    throw GatehouseError(
+                        .configuration,
                         "GATEHOUSE_EMM_PIDS=\(text): \(t) is not a PID (0...8190, decimal or 0x hex)")
                 }
                 return pid
@@ -167,14 +168,16 @@ public struct MonitorConfiguration: Sendable {
         c.emmBitRate = try source.int("GATEHOUSE_EMM_BITRATE", default: 100_000, in: 1...1_000_000_000)
         if let r = source.string("GATEHOUSE_MONITOR_BUDGET_WARN_RATIO") {
             guard let v = Double(r), v > 0, v <= 2 else {
-                throw GatehouseError(.configuration,
+                throw GatehouseError(
+                    .configuration,
                     "GATEHOUSE_MONITOR_BUDGET_WARN_RATIO=\(r): expected a number in (0, 2], e.g. 0.9")
             }
             c.budgetWarningRatio = v
         }
         if let url = source.string("GATEHOUSE_PUSHGATEWAY_URL") {
             do { _ = try HTTPURL(parsing: url) } catch {
-                throw GatehouseError(.configuration,
+                throw GatehouseError(
+                    .configuration,
                     "GATEHOUSE_PUSHGATEWAY_URL=\(url): expected http://HOST:PORT (https is not supported here)")
             }
             c.pushgatewayURL = url
@@ -215,10 +218,12 @@ public struct MonitorConfiguration: Sendable {
     static func parseKeyList(_ text: String) throws -> [MonitorDeviceKey] {
         try text.split(separator: ",").map { entry in
             guard let eq = entry.firstIndex(of: "=") else {
-                throw GatehouseError(.configuration,
+                throw GatehouseError(
+                    .configuration,
                     "GATEHOUSE_MONITOR_KEYS: an entry has no '=': expected device_id=hexkey[,…]")
             }
-            return try makeKey(String(entry[..<eq]).trimmingCharacters(in: .whitespaces),
+            return try makeKey(
+                String(entry[..<eq]).trimmingCharacters(in: .whitespaces),
                 String(entry[entry.index(after: eq)...]).trimmingCharacters(in: .whitespaces), version: nil,
                 setting: "GATEHOUSE_MONITOR_KEYS")
         }
@@ -255,7 +260,8 @@ public struct MonitorConfiguration: Sendable {
         if let at = idText.lastIndex(of: "@") {
             deviceID = String(idText[..<at])
             guard let v = UInt16(idText[idText.index(after: at)...]) else {
-                throw GatehouseError(.configuration, "\(setting): device \(deviceID): key version after @ must be 0...65535")
+                throw GatehouseError(
+                    .configuration, "\(setting): device \(deviceID): key version after @ must be 0...65535")
             }
             keyVersion = v
         }
@@ -265,7 +271,8 @@ public struct MonitorConfiguration: Sendable {
         do {
             return MonitorDeviceKey(deviceID: deviceID, key: try SymmetricKey(hex: hex), keyVersion: keyVersion)
         } catch {
-            throw GatehouseError(.configuration,
+            throw GatehouseError(
+                .configuration,
                 "\(setting): device \(deviceID): the key must be 32 or 64 hex digits (AES-128/256)")
         }
     }

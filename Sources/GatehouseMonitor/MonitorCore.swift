@@ -186,8 +186,10 @@ public final class MonitorCore {
         replay = ReplayGuard(window: min(64, max(0, settings.replayWindow)))
         self.keyring = keyring
         var rules = settings.rules
-        rules.append(MonitorRule(name: "emm_budget", condition: .budget(bitsPerSecond: Double(settings.emmBitRate)),
-            forSeconds: 0, windowSeconds: Double(settings.windowSeconds), hysteresis: 0.05, actions: [.log, .bus]))
+        rules.append(
+            MonitorRule(
+                name: "emm_budget", condition: .budget(bitsPerSecond: Double(settings.emmBitRate)),
+                forSeconds: 0, windowSeconds: Double(settings.windowSeconds), hysteresis: 0.05, actions: [.log, .bus]))
         ruleStates = rules.map { RuleState(rule: $0) }
         var watched = Set<String>()
         for rule in rules { if case .deviceEMMSeen(let id, _) = rule.condition { watched.insert(id) } }
@@ -363,9 +365,11 @@ public final class MonitorCore {
         }
         record(.ok, at: now)
         if collectsObservations {
-            pendingObservations.append(EMMObservation(
-                deviceID: deviceKey.deviceID, kind: kind, sequenceNumber: emm.sequenceNumber, tableID: section.tableID,
-                pid: section.pid, keyVersion: emm.keyVersion, emmTimestamp: emm.timestamp, seenAt: time.unixTime))
+            pendingObservations.append(
+                EMMObservation(
+                    deviceID: deviceKey.deviceID, kind: kind, sequenceNumber: emm.sequenceNumber,
+                    tableID: section.tableID,
+                    pid: section.pid, keyVersion: emm.keyVersion, emmTimestamp: emm.timestamp, seenAt: time.unixTime))
         }
     }
 
@@ -483,13 +487,17 @@ public final class MonitorCore {
                 ruleStates[index].isActive = true
                 ruleStates[index].pendingSince = nil
                 ruleStates[index].transitions[.fired, default: 0] += 1
-                pendingEvents.append(MonitorEvent(rule: rule.name, condition: rule.condition.typeName, state: .fired,
-                    value: value, time: time.unixTime, labels: labels))
+                pendingEvents.append(
+                    MonitorEvent(
+                        rule: rule.name, condition: rule.condition.typeName, state: .fired,
+                        value: value, time: time.unixTime, labels: labels))
             } else if clear {
                 ruleStates[index].isActive = false
                 ruleStates[index].transitions[.cleared, default: 0] += 1
-                pendingEvents.append(MonitorEvent(rule: rule.name, condition: rule.condition.typeName, state: .cleared,
-                    value: value, time: time.unixTime, labels: labels))
+                pendingEvents.append(
+                    MonitorEvent(
+                        rule: rule.name, condition: rule.condition.typeName, state: .cleared,
+                        value: value, time: time.unixTime, labels: labels))
             }
         }
     }

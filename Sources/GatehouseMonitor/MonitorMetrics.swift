@@ -60,36 +60,53 @@ extension MonitorCore {
         for pid in emmPIDs {
             let label = PIDLabel.text(pid)
             for (name, seconds) in windows {
-                registry.gauge(N.emmBitRate, help: "EMM bandwidth per PID: TS bytes (188 per packet) on the PID per second",
-                    labels: [("pid", label), ("window", name)]).set(emmBitRate(pid: pid, seconds: seconds, at: now) / 8)
+                registry.gauge(
+                    N.emmBitRate, help: "EMM bandwidth per PID: TS bytes (188 per packet) on the PID per second",
+                    labels: [("pid", label), ("window", name)]
+                ).set(emmBitRate(pid: pid, seconds: seconds, at: now) / 8)
             }
             let c = emmCounters[pid] ?? PIDCounters()
-            registry.counter(N.emmPackets, help: "TS packets on EMM PIDs", labels: [("pid", label)]).set(Double(c.packets))
+            registry.counter(N.emmPackets, help: "TS packets on EMM PIDs", labels: [("pid", label)]).set(
+                Double(c.packets))
             registry.counter(N.emmBytes, help: "TS bytes on EMM PIDs (188 per packet)", labels: [("pid", label)])
                 .set(Double(c.bytes))
-            registry.counter(N.emmSections, help: "EMM sections delivered (CRC right) per PID", labels: [("pid", label)])
-                .set(Double(c.sections))
-            registry.counter(N.crcErrors, help: "Long-form sections with a wrong CRC-32 per PID", labels: [("pid", label)])
-                .set(Double(c.crcErrors))
-            registry.counter(N.malformedSections, help: "Section bytes dropped as malformed per PID",
-                labels: [("pid", label)]).set(Double(c.malformedSections))
+            registry.counter(
+                N.emmSections, help: "EMM sections delivered (CRC right) per PID", labels: [("pid", label)]
+            )
+            .set(Double(c.sections))
+            registry.counter(
+                N.crcErrors, help: "Long-form sections with a wrong CRC-32 per PID", labels: [("pid", label)]
+            )
+            .set(Double(c.crcErrors))
+            registry.counter(
+                N.malformedSections, help: "Section bytes dropped as malformed per PID",
+                labels: [("pid", label)]
+            ).set(Double(c.malformedSections))
         }
         for (name, seconds) in windows {
-            registry.gauge(N.emmTotalBitRate, help: "EMM bandwidth of all EMM PIDs together, bytes per second",
-                labels: [("window", name)]).set(emmBitRate(seconds: seconds, at: now) / 8)
+            registry.gauge(
+                N.emmTotalBitRate, help: "EMM bandwidth of all EMM PIDs together, bytes per second",
+                labels: [("window", name)]
+            ).set(emmBitRate(seconds: seconds, at: now) / 8)
             for table in tableIDs {
-                registry.gauge(N.emmTableBitRate, help: "EMM section bytes per second per table_id",
-                    labels: [("table_id", PIDLabel.table(table)), ("window", name)])
-                    .set(tableBitRate(table, seconds: seconds, at: now) / 8)
+                registry.gauge(
+                    N.emmTableBitRate, help: "EMM section bytes per second per table_id",
+                    labels: [("table_id", PIDLabel.table(table)), ("window", name)]
+                )
+                .set(tableBitRate(table, seconds: seconds, at: now) / 8)
             }
             for cls in classNames {
-                registry.gauge(N.emmClassBitRate, help: "EMM section bytes per second per addressing class",
-                    labels: [("class", cls), ("window", name)]).set(classBitRate(cls, seconds: seconds, at: now) / 8)
+                registry.gauge(
+                    N.emmClassBitRate, help: "EMM section bytes per second per addressing class",
+                    labels: [("class", cls), ("window", name)]
+                ).set(classBitRate(cls, seconds: seconds, at: now) / 8)
             }
             for kind in kindNames {
-                registry.gauge(N.emmKindBitRate,
+                registry.gauge(
+                    N.emmKindBitRate,
                     help: "EMM section bytes per second per payload kind (unknown unless decrypted)",
-                    labels: [("kind", kind), ("window", name)]).set(kindBitRate(kind, seconds: seconds, at: now) / 8)
+                    labels: [("kind", kind), ("window", name)]
+                ).set(kindBitRate(kind, seconds: seconds, at: now) / 8)
             }
         }
         registry.gauge(N.emmBudget, help: "Allocated EMM bandwidth (GATEHOUSE_EMM_BITRATE / 8), bytes per second")
@@ -104,8 +121,10 @@ extension MonitorCore {
                 .set(Double(sectionBytesByTable[table] ?? 0))
         }
         for (pid, count) in continuityErrorsByPID.sorted(by: { $0.key < $1.key }) {
-            registry.counter(N.continuityErrors, help: "Continuity counter errors per PID",
-                labels: [("pid", PIDLabel.text(pid))]).set(Double(count))
+            registry.counter(
+                N.continuityErrors, help: "Continuity counter errors per PID",
+                labels: [("pid", PIDLabel.text(pid))]
+            ).set(Double(count))
         }
         for (pid, count) in packetsPerPID.sorted(by: { $0.key < $1.key }) {
             registry.counter(N.tsPackets, help: "TS packets received per PID", labels: [("pid", PIDLabel.text(pid))])
@@ -124,7 +143,8 @@ extension MonitorCore {
         registry.counter(N.datagrams, help: "UDP datagrams by encapsulation", labels: [("encapsulation", "rejected")])
             .set(Double(datagramsRejected))
         registry.counter(N.datagramBytes, help: "UDP payload bytes received").set(Double(datagramBytes))
-        registry.counter(N.rtpLost, help: "RTP datagrams missing from the sequence numbers").set(Double(rtp.lostDatagrams))
+        registry.counter(N.rtpLost, help: "RTP datagrams missing from the sequence numbers").set(
+            Double(rtp.lostDatagrams))
         registry.counter(N.rtpOutOfOrder, help: "RTP datagrams duplicated or late").set(Double(rtp.outOfOrderDatagrams))
         registry.counter(N.kernelDrops, help: "Datagrams the kernel dropped on the socket (SO_RXQ_OVFL)")
             .set(Double(kernelDrops))
@@ -132,8 +152,10 @@ extension MonitorCore {
         registry.counter(N.catSections, help: "CAT sections received").set(Double(catSections))
         registry.gauge(N.emmPIDs, help: "EMM PIDs watched (configured and from the CAT)").set(Double(emmPIDs.count))
         for outcome in DecryptOutcome.allCases {
-            registry.counter(N.decrypt, help: "EMM sections on EMM PIDs by decryption outcome",
-                labels: [("result", outcome.rawValue)]).set(Double(count(outcome)))
+            registry.counter(
+                N.decrypt, help: "EMM sections on EMM PIDs by decryption outcome",
+                labels: [("result", outcome.rawValue)]
+            ).set(Double(count(outcome)))
         }
         registry.gauge(N.keys, help: "Device keys the monitor holds").set(Double(keyring.count))
         for state in conditionStates {

@@ -58,9 +58,10 @@ public struct MonitorRule: Sendable, Hashable {
     public var hysteresis: Double
     public var actions: Set<MonitorAction>
 
-    public init(name: String, condition: Condition, forSeconds: Double = 0, windowSeconds: Double = 10,
-        hysteresis: Double = 0.05, actions: Set<MonitorAction> = [.log, .bus])
-    {
+    public init(
+        name: String, condition: Condition, forSeconds: Double = 0, windowSeconds: Double = 10,
+        hysteresis: Double = 0.05, actions: Set<MonitorAction> = [.log, .bus]
+    ) {
         self.name = name
         self.condition = condition
         self.forSeconds = forSeconds
@@ -177,13 +178,15 @@ public struct MonitorRules: Sendable, Hashable {
                 }
                 let kind = entry["kind"] as? String
                 if let kind, !["entitlement_add", "entitlement_cancel", "osm", "key_update"].contains(kind) {
-                    throw GatehouseError(.configuration,
+                    throw GatehouseError(
+                        .configuration,
                         "\(here): kind \(kind) is not one of entitlement_add, entitlement_cancel, osm, key_update")
                 }
                 condition = .deviceEMMSeen(deviceID: device, kind: kind)
                 forSeconds = forSeconds ?? 60
             default:
-                throw GatehouseError(.configuration,
+                throw GatehouseError(
+                    .configuration,
                     "\(here): unknown condition \(when) (emm_bitrate_below, emm_bitrate_above, no_emm, "
                         + "decrypt_failures, crc_errors, continuity_errors, device_emm_seen)")
             }
@@ -201,14 +204,17 @@ public struct MonitorRules: Sendable, Hashable {
                 }
             }
             if actions.contains(.webhook) && webhook == nil {
-                throw GatehouseError(.configuration, "\(here): action webhook needs a top-level \"webhook\": {\"url\": …}")
+                throw GatehouseError(
+                    .configuration, "\(here): action webhook needs a top-level \"webhook\": {\"url\": …}")
             }
             let window = try number("window_seconds") ?? 10
             guard window >= 1, window <= 3600 else {
                 throw GatehouseError(.configuration, "\(here): window_seconds must be 1...3600")
             }
-            rules.append(MonitorRule(name: name, condition: condition, forSeconds: forSeconds ?? 0,
-                windowSeconds: window, hysteresis: try number("hysteresis") ?? 0.05, actions: actions))
+            rules.append(
+                MonitorRule(
+                    name: name, condition: condition, forSeconds: forSeconds ?? 0,
+                    windowSeconds: window, hysteresis: try number("hysteresis") ?? 0.05, actions: actions))
         }
         self.init(rules: rules, webhook: webhook)
     }
@@ -233,9 +239,10 @@ public struct MonitorEvent: Sendable, Hashable {
     /// Context: `pid`, `device.id`, `group`, `instance` (never key material).
     public var labels: [String: String]
 
-    public init(rule: String, condition: String, state: State, value: Double, time: Double,
-        labels: [String: String] = [:])
-    {
+    public init(
+        rule: String, condition: String, state: State, value: Double, time: Double,
+        labels: [String: String] = [:]
+    ) {
         self.rule = rule
         self.condition = condition
         self.state = state

@@ -37,9 +37,10 @@ public final class MonitorService: Sendable {
     ///   - database, kek: when both are given, every active device's current key is read
     ///     from the store at start and every `keysRefreshSeconds`, unwrapped with the KEK,
     ///     and merged with the configured keys (configured keys win).
-    public init(configuration: MonitorConfiguration, logger: Logger, eventSink: (any MonitorEventSink)? = nil,
-        database: (any SQLDatabase)? = nil, kek: SymmetricKey? = nil)
-    {
+    public init(
+        configuration: MonitorConfiguration, logger: Logger, eventSink: (any MonitorEventSink)? = nil,
+        database: (any SQLDatabase)? = nil, kek: SymmetricKey? = nil
+    ) {
         self.configuration = configuration
         self.logger = logger.with(label: "monitor")
         self.eventSink = eventSink
@@ -51,16 +52,20 @@ public final class MonitorService: Sendable {
         for state in core.conditionStates { byName[state.rule.name] = state.rule }
         rulesByName = byName
         self.core = LockedCore(core)
-        (observations, observationContinuation) = AsyncStream.makeStream(of: EMMObservation.self,
+        (observations, observationContinuation) = AsyncStream.makeStream(
+            of: EMMObservation.self,
             bufferingPolicy: .bufferingNewest(65536))
-        (events, eventContinuation) = AsyncStream.makeStream(of: MonitorEvent.self, bufferingPolicy: .bufferingNewest(4096))
+        (events, eventContinuation) = AsyncStream.makeStream(
+            of: MonitorEvent.self, bufferingPolicy: .bufferingNewest(4096))
         registry.addCollector { [weak self] in
             guard let self else { return }
             let now = SystemCall.monotonicNanoseconds()
             self.core.withLock { $0.publishMetrics(into: self.registry, at: now) }
-            self.registry.gauge("gatehouse_monitor_receive_buffer_bytes",
-                help: "SO_RCVBUF granted by the kernel (Linux reports twice the usable size)")
-                .set(Double(self.grantedBuffer.load(ordering: .relaxed)))
+            self.registry.gauge(
+                "gatehouse_monitor_receive_buffer_bytes",
+                help: "SO_RCVBUF granted by the kernel (Linux reports twice the usable size)"
+            )
+            .set(Double(self.grantedBuffer.load(ordering: .relaxed)))
         }
     }
 
@@ -81,26 +86,32 @@ public final class MonitorService: Sendable {
     /// - Throws: a socket error from joining or receiving (naming the call), never for
     ///   a failed push or webhook (those are logged and counted).
     public func run() async throws {
-        let settings = MulticastReceiverSettings(group: configuration.group, interface: configuration.interface,
+        let settings = MulticastReceiverSettings(
+            group: configuration.group, interface: configuration.interface,
             source: configuration.source, receiveBufferBytes: configuration.receiveBufferBytes)
         let receiver = try MulticastReceiver(settings: settings)
         grantedBuffer.store(receiver.grantedReceiveBufferBytes, ordering: .relaxed)
-        logger.info("monitor.joined", [
-            "multicast.group": configuration.group.description, "multicast.interface": configuration.interface,
-            "multicast.source": configuration.source ?? "any",
-            "socket.rcvbuf.requested": String(configuration.receiveBufferBytes),
-            "socket.rcvbuf.granted": String(receiver.grantedReceiveBufferBytes),
-            "keys.configured": String(configuredKeys.count),
-        ])
-        if receiver.grantedReceiveBufferBytes < configuration.receiveBufferBytes {
-            logger.warning("monitor.rcvbuf.smaller_than_requested", [
+        logger.info(
+            "monitor.joined",
+            [
+                "multicast.group": configuration.group.description, "multicast.interface": configuration.interface,
+                "multicast.source": configuration.source ?? "any",
                 "socket.rcvbuf.requested": String(configuration.receiveBufferBytes),
                 "socket.rcvbuf.granted": String(receiver.grantedReceiveBufferBytes),
-                "hint": "raise net.core.rmem_max",
+                "keys.configured": String(configuredKeys.count),
             ])
+        if receiver.grantedReceiveBufferBytes < configuration.receiveBufferBytes {
+            logger.warning(
+                "monitor.rcvbuf.smaller_than_requested",
+                [
+                    "socket.rcvbuf.requested": String(configuration.receiveBufferBytes),
+                    "socket.rcvbuf.granted": String(receiver.grantedReceiveBufferBytes),
+                    "hint": "raise net.core.rmem_max",
+                ])
         }
         let pusher = try configuration.pushgatewayURL.map { url in
-            PushgatewayPusher(baseURL: try HTTPURL(parsing: url), job: configuration.pushJob,
+            PushgatewayPusher(
+                baseURL: try HTTPURL(parsing: url), job: configuration.pushJob,
                 instance: configuration.instance, group: configuration.group.description,
                 timeoutSeconds: configuration.pushTimeoutSeconds, attempts: configuration.pushAttempts)
         }
@@ -215,11 +226,15 @@ public final class MonitorService: Sendable {
             if let eventSink {
                 do {
                     try await eventSink.publish(event)
-                    registry.counter("gatehouse_monitor_bus_events_total", help: "Condition events published",
-                        labels: [("result", "ok")]).increment()
+                    registry.counter(
+                        "gatehouse_monitor_bus_events_total", help: "Condition events published",
+                        labels: [("result", "ok")]
+                    ).increment()
                 } catch {
-                    registry.counter("gatehouse_monitor_bus_events_total", help: "Condition events published",
-                        labels: [("result", "failed")]).increment()
+                    registry.counter(
+                        "gatehouse_monitor_bus_events_total", help: "Condition events published",
+                        labels: [("result", "failed")]
+                    ).increment()
                     logger.warning("monitor.bus.publish_failed", ["rule": event.rule, "error": "\(error)"])
                 }
             } else {
@@ -232,11 +247,13 @@ public final class MonitorService: Sendable {
         let logger = self.logger
         do {
             let url = try HTTPURL(parsing: hook.url)
-            let response = try await HTTPClient.sendWithRetries("POST", url, body: Array(event.jsonBody().utf8),
+            let response = try await HTTPClient.sendWithRetries(
+                "POST", url, body: Array(event.jsonBody().utf8),
                 contentType: "application/json", timeout: hook.timeoutSeconds, attempts: hook.attempts,
                 backoff: hook.backoffSeconds,
                 onRetry: { attempt, why in
-                    logger.info("monitor.webhook.retry", ["attempt": String(attempt), "error": why, "rule": event.rule])
+                    logger.info(
+                        "monitor.webhook.retry", ["attempt": String(attempt), "error": why, "rule": event.rule])
                 })
             guard (200..<300).contains(response.status) else {
                 throw GatehouseError(.unavailable, "webhook answered \(response.status)")
@@ -244,8 +261,10 @@ public final class MonitorService: Sendable {
             registry.counter("gatehouse_monitor_webhooks_total", help: "Webhook deliveries", labels: [("result", "ok")])
                 .increment()
         } catch {
-            registry.counter("gatehouse_monitor_webhooks_total", help: "Webhook deliveries",
-                labels: [("result", "failed")]).increment()
+            registry.counter(
+                "gatehouse_monitor_webhooks_total", help: "Webhook deliveries",
+                labels: [("result", "failed")]
+            ).increment()
             logger.warning("monitor.webhook.failed", ["rule": event.rule, "error": "\(error)"])
         }
     }
@@ -261,12 +280,16 @@ public final class MonitorService: Sendable {
                 try await pusher.push(metricsText()) { attempt, why in
                     logger.info("monitor.pushgateway.retry", ["attempt": String(attempt), "error": why])
                 }
-                registry.counter("gatehouse_monitor_pushes_total", help: "Pushes to the Pushgateway",
-                    labels: [("result", "ok")]).increment()
+                registry.counter(
+                    "gatehouse_monitor_pushes_total", help: "Pushes to the Pushgateway",
+                    labels: [("result", "ok")]
+                ).increment()
             } catch {
                 if Task.isCancelled { return }
-                registry.counter("gatehouse_monitor_pushes_total", help: "Pushes to the Pushgateway",
-                    labels: [("result", "failed")]).increment()
+                registry.counter(
+                    "gatehouse_monitor_pushes_total", help: "Pushes to the Pushgateway",
+                    labels: [("result", "failed")]
+                ).increment()
                 logger.warning("monitor.pushgateway.push_failed", ["error": "\(error)"])
             }
         }
@@ -280,10 +303,13 @@ public final class MonitorService: Sendable {
                 let (stored, failures) = try await DeviceKeyring.load(from: database, kek: kek, logger: logger)
                 let merged = stored.merging(configuredKeys)
                 core.withLock { $0.updateKeyring(merged) }
-                logger.debug("monitor.keys.loaded", ["keys.count": String(merged.count), "keys.failed": String(failures)])
+                logger.debug(
+                    "monitor.keys.loaded", ["keys.count": String(merged.count), "keys.failed": String(failures)])
             } catch {
-                registry.counter("gatehouse_monitor_key_refresh_failures_total",
-                    help: "Key reloads from the store that failed").increment()
+                registry.counter(
+                    "gatehouse_monitor_key_refresh_failures_total",
+                    help: "Key reloads from the store that failed"
+                ).increment()
                 logger.warning("monitor.keys.load_failed", ["error": "\(error)"])
             }
             do {

@@ -2,7 +2,7 @@ import GatehouseCore
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Socket settings of the receiver, kept apart from the socket (TSDuck's receiver takes
@@ -22,9 +22,10 @@ public struct MulticastReceiverSettings: Sendable {
     /// How often the loop wakes with nothing received (stop checks, condition ticks). Default 0.1 s.
     public var wakeInterval: Double = 0.1
 
-    public init(group: MulticastGroup, interface: String = "127.0.0.1", source: String? = nil,
-        receiveBufferBytes: Int = 4 << 20)
-    {
+    public init(
+        group: MulticastGroup, interface: String = "127.0.0.1", source: String? = nil,
+        receiveBufferBytes: Int = 4 << 20
+    ) {
         self.group = group
         self.interface = interface
         self.source = source
@@ -66,7 +67,8 @@ public final class MulticastReceiver: Sendable {
             var granted = Int(try SystemCall.getIntOption(fd, SOL_SOCKET, SO_RCVBUF, name: "SO_RCVBUF"))
             if granted < settings.receiveBufferBytes {
                 // Above net.core.rmem_max only a privileged process may go (CAP_NET_ADMIN): try, ignore a refusal.
-                if (try? SystemCall.setOption(fd, SOL_SOCKET, SO_RCVBUFFORCE, requested, name: "SO_RCVBUFFORCE")) != nil {
+                if (try? SystemCall.setOption(fd, SOL_SOCKET, SO_RCVBUFFORCE, requested, name: "SO_RCVBUFFORCE")) != nil
+                {
                     granted = Int(try SystemCall.getIntOption(fd, SOL_SOCKET, SO_RCVBUF, name: "SO_RCVBUF"))
                 }
             }
@@ -133,15 +135,21 @@ public final class MulticastReceiver: Sendable {
             }
             let received: Int
             if let recvmmsg = LinuxSocket.recvmmsg {
-                guard let n = try SystemCall.runAllowingTimeout("recvmmsg", {
-                    recvmmsg(fd, UnsafeMutableRawPointer(headers), UInt32(count), LinuxSocket.MSG_WAITFORONE, nil)
-                }) else {
+                guard
+                    let n = try SystemCall.runAllowingTimeout(
+                        "recvmmsg",
+                        {
+                            recvmmsg(
+                                fd, UnsafeMutableRawPointer(headers), UInt32(count), LinuxSocket.MSG_WAITFORONE, nil)
+                        })
+                else {
                     idle()
                     continue
                 }
                 received = Int(n)
             } else {
-                guard let n = try SystemCall.runAllowingTimeout("recvmsg", { recvmsg(fd, &headers[0].msg_hdr, 0) }) else {
+                guard let n = try SystemCall.runAllowingTimeout("recvmsg", { recvmsg(fd, &headers[0].msg_hdr, 0) })
+                else {
                     idle()
                     continue
                 }
@@ -201,13 +209,15 @@ public final class MulticastReceiver: Sendable {
         if let source = s.source {
             var sourceAddress = in_addr()
             guard inet_pton(AF_INET, source, &sourceAddress) == 1 else {
-                throw GatehouseError(.configuration, "GATEHOUSE_MONITOR_SOURCE=\(source): not an IPv4 address for an IPv4 group")
+                throw GatehouseError(
+                    .configuration, "GATEHOUSE_MONITOR_SOURCE=\(source): not an IPv4 address for an IPv4 group")
             }
             var request = ip_mreq_source()
             request.imr_multiaddr = group
             request.imr_interface = interfaceAddress
             request.imr_sourceaddr = sourceAddress
-            try SystemCall.setOption(fd, Int32(IPPROTO_IP), IP_ADD_SOURCE_MEMBERSHIP, request,
+            try SystemCall.setOption(
+                fd, Int32(IPPROTO_IP), IP_ADD_SOURCE_MEMBERSHIP, request,
                 name: "IP_ADD_SOURCE_MEMBERSHIP")
         } else {
             var request = ip_mreqn()
@@ -235,7 +245,8 @@ public final class MulticastReceiver: Sendable {
         if let source = s.source {
             var sourceAddress = in6_addr()
             guard inet_pton(AF_INET6, source, &sourceAddress) == 1 else {
-                throw GatehouseError(.configuration, "GATEHOUSE_MONITOR_SOURCE=\(source): not an IPv6 address for an IPv6 group")
+                throw GatehouseError(
+                    .configuration, "GATEHOUSE_MONITOR_SOURCE=\(source): not an IPv6 address for an IPv6 group")
             }
             var request = group_source_req()
             request.gsr_interface = index
@@ -251,7 +262,8 @@ public final class MulticastReceiver: Sendable {
                 g.sin6_addr = sourceAddress
                 withUnsafeBytes(of: &g) { raw.copyMemory(from: $0) }
             }
-            try SystemCall.setOption(fd, Int32(IPPROTO_IPV6), MCAST_JOIN_SOURCE_GROUP, request,
+            try SystemCall.setOption(
+                fd, Int32(IPPROTO_IPV6), MCAST_JOIN_SOURCE_GROUP, request,
                 name: "MCAST_JOIN_SOURCE_GROUP")
         } else {
             var request = ipv6_mreq()
@@ -267,7 +279,8 @@ public final class MulticastReceiver: Sendable {
         if inet_pton(AF_INET, text, &address) == 1 { return (address, 0) }
         let index = if_nametoindex(text)
         guard index != 0 else {
-            throw GatehouseError(.configuration, "GATEHOUSE_MULTICAST_INTERFACE=\(text): no such interface or IPv4 address")
+            throw GatehouseError(
+                .configuration, "GATEHOUSE_MULTICAST_INTERFACE=\(text): no such interface or IPv4 address")
         }
         var list: UnsafeMutablePointer<ifaddrs>?
         if getifaddrs(&list) == 0 {
@@ -303,7 +316,9 @@ public final class MulticastReceiver: Sendable {
                 guard let sa = entry.pointee.ifa_addr, let name = entry.pointee.ifa_name else { continue }
                 var matches = false
                 if isV4, sa.pointee.sa_family == sa_family_t(AF_INET) {
-                    matches = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr.s_addr } == v4.s_addr
+                    matches =
+                        sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr.s_addr }
+                        == v4.s_addr
                 } else if isV6, sa.pointee.sa_family == sa_family_t(AF_INET6) {
                     var a = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
                     matches = withUnsafeBytes(of: &a) { x in withUnsafeBytes(of: &v6) { y in x.elementsEqual(y) } }
@@ -339,7 +354,9 @@ public final class LoopbackMulticastSender: Sendable {
             _ = inet_pton(AF_INET, group.address, &destination.sin_addr)
             _ = try withUnsafePointer(to: &destination) { pointer in
                 try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                    try SystemCall.run("connect(\(group))") { connect(fd, sa, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    try SystemCall.run("connect(\(group))") {
+                        connect(fd, sa, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
                 }
             }
         } catch {
@@ -377,9 +394,10 @@ public final class LoopbackMulticastSender: Sendable {
         return try sendPinned(batch, index: 0, iovecs: iovecs, headers: headers, sendmmsg: sendmmsg)
     }
 
-    private func sendPinned(_ batch: [[UInt8]], index: Int, iovecs: UnsafeMutablePointer<iovec>,
-        headers: UnsafeMutablePointer<LinuxSocket.MMsgHdr>, sendmmsg: LinuxSocket.SendMMsg) throws -> Int
-    {
+    private func sendPinned(
+        _ batch: [[UInt8]], index: Int, iovecs: UnsafeMutablePointer<iovec>,
+        headers: UnsafeMutablePointer<LinuxSocket.MMsgHdr>, sendmmsg: LinuxSocket.SendMMsg
+    ) throws -> Int {
         if index == batch.count {
             var sent = 0
             while sent < batch.count {

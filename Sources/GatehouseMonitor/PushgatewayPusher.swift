@@ -21,9 +21,10 @@ public struct PushgatewayPusher: Sendable {
     public var attempts: Int
     public var backoffSeconds: Double
 
-    public init(baseURL: HTTPURL, job: String, instance: String, group: String, timeoutSeconds: Double = 2,
-        attempts: Int = 3, backoffSeconds: Double = 0.25)
-    {
+    public init(
+        baseURL: HTTPURL, job: String, instance: String, group: String, timeoutSeconds: Double = 2,
+        attempts: Int = 3, backoffSeconds: Double = 0.25
+    ) {
         self.baseURL = baseURL
         self.job = job
         self.instance = instance
@@ -56,18 +57,21 @@ public struct PushgatewayPusher: Sendable {
     /// PUTs `exposition` (text format 0.0.4).
     /// - Throws: `GatehouseError` after the last attempt (transport error or non-2xx status).
     public func push(_ exposition: String, onRetry: @Sendable (Int, String) -> Void = { _, _ in }) async throws {
-        let response = try await HTTPClient.sendWithRetries("PUT", baseURL.with(path: groupingPath),
+        let response = try await HTTPClient.sendWithRetries(
+            "PUT", baseURL.with(path: groupingPath),
             body: Array(exposition.utf8), contentType: "text/plain; version=0.0.4; charset=utf-8",
             timeout: timeoutSeconds, attempts: attempts, backoff: backoffSeconds, onRetry: onRetry)
         guard (200..<300).contains(response.status) else {
-            throw GatehouseError(.unavailable,
+            throw GatehouseError(
+                .unavailable,
                 "Pushgateway PUT \(groupingPath) answered \(response.status): \(response.text.prefix(200))")
         }
     }
 
     /// DELETEs the group (every metric pushed under this grouping key).
     public func delete() async throws {
-        let response = try await HTTPClient.sendWithRetries("DELETE", baseURL.with(path: groupingPath),
+        let response = try await HTTPClient.sendWithRetries(
+            "DELETE", baseURL.with(path: groupingPath),
             timeout: timeoutSeconds, attempts: attempts, backoff: backoffSeconds)
         guard (200..<300).contains(response.status) else {
             throw GatehouseError(.unavailable, "Pushgateway DELETE \(groupingPath) answered \(response.status)")

@@ -2,7 +2,7 @@ import Foundation
 import GatehouseCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Every system call of the monitor goes through here once (as swift-nio does): `EINTR`
@@ -94,9 +94,10 @@ enum LinuxSocket {
         var msg_len: UInt32
     }
 
-    typealias RecvMMsg = @convention(c) (
-        Int32, UnsafeMutableRawPointer?, UInt32, Int32, UnsafeMutablePointer<timespec>?
-    ) -> Int32
+    typealias RecvMMsg =
+        @convention(c) (
+            Int32, UnsafeMutableRawPointer?, UInt32, Int32, UnsafeMutablePointer<timespec>?
+        ) -> Int32
     typealias SendMMsg = @convention(c) (Int32, UnsafeMutableRawPointer?, UInt32, Int32) -> Int32
 
     /// recvmmsg(2) from libc, looked up once; nil on a libc without it (then recvmsg is used).

@@ -13,10 +13,12 @@ struct MonitorCoreTests {
         var settings = MonitorCore.Settings()
         settings.rules = rules
         settings.emmBitRate = bitRate
-        return MonitorCore(settings: settings, keyring: DeviceKeyring([
-            MonitorDeviceKey(deviceID: "dev1", key: key1, keyVersion: 1),
-            MonitorDeviceKey(deviceID: "dev2", key: key2),
-        ]))
+        return MonitorCore(
+            settings: settings,
+            keyring: DeviceKeyring([
+                MonitorDeviceKey(deviceID: "dev1", key: key1, keyVersion: 1),
+                MonitorDeviceKey(deviceID: "dev2", key: key2),
+            ]))
     }
 
     @Test("EMM PIDs come from the CAT; EMMs are decrypted and observed once")
@@ -45,20 +47,26 @@ struct MonitorCoreTests {
     func outcomes() {
         var settings = MonitorCore.Settings()
         settings.extraEMMPIDs = [emmPID]
-        let core = MonitorCore(settings: settings, keyring: DeviceKeyring([
-            MonitorDeviceKey(deviceID: "dev1", key: key1, keyVersion: 1),
-            MonitorDeviceKey(deviceID: "dev2", key: key2),
-        ]))
+        let core = MonitorCore(
+            settings: settings,
+            keyring: DeviceKeyring([
+                MonitorDeviceKey(deviceID: "dev1", key: key1, keyVersion: 1),
+                MonitorDeviceKey(deviceID: "dev2", key: key2),
+            ]))
         var builder = StreamBuilder()
         var sections: [[UInt8]] = []
         sections.append(StreamBuilder.seal(device: "dev1", key: key1, sequence: 100))  // ok
         sections.append(StreamBuilder.seal(device: "dev1", key: key1, sequence: 100))  // repeat (new salt, same seq)
-        sections.append(StreamBuilder.seal(device: "dev1", key: key1, sequence: 10))  // replayed (older than the window)
-        sections.append(StreamBuilder.seal(device: "dev1", key: key1, sequence: 101, keyVersion: 2))  // wrong key version
+        // Replayed: older than the 64-wide window.
+        sections.append(StreamBuilder.seal(device: "dev1", key: key1, sequence: 10))
+        // Wrong key version: dev1's key is pinned to version 1.
+        sections.append(StreamBuilder.seal(device: "dev1", key: key1, sequence: 101, keyVersion: 2))
         sections.append(StreamBuilder.seal(device: "dev2", key: wrongKey, sequence: 1))  // authentication failed
         sections.append(StreamBuilder.seal(device: "nobody", key: key1, sequence: 1))  // unknown device
-        let global = try! EMMSealer(key: key1, keyVersion: 1).seal(EMM(addressing: .global, keyVersion: 1,
-            sequenceNumber: 1, timestamp: 0, payload: .entitlementCancel(productID: 1)))
+        let global = try! EMMSealer(key: key1, keyVersion: 1).seal(
+            EMM(
+                addressing: .global, keyVersion: 1,
+                sequenceNumber: 1, timestamp: 0, payload: .entitlementCancel(productID: 1)))
         sections.append(global)  // no key
         // A long-form section with a right CRC that is not a Gatehouse EMM (format version 9).
         var notEMM = StreamBuilder.seal(device: "dev1", key: key1, sequence: 102)
@@ -100,7 +108,9 @@ struct MonitorCoreTests {
         // Per table_id and kind count section bytes (67 per entitlement add).
         let sectionRate = Double(perSecond * 67 * 8)
         #expect(abs(core.tableBitRate(0x82, seconds: 10, at: last.monotonic) - sectionRate) / sectionRate < 0.01)
-        #expect(abs(core.kindBitRate("entitlement_add", seconds: 10, at: last.monotonic) - sectionRate) / sectionRate < 0.01)
+        #expect(
+            abs(core.kindBitRate("entitlement_add", seconds: 10, at: last.monotonic) - sectionRate) / sectionRate < 0.01
+        )
         #expect(abs(core.classBitRate("unique", seconds: 10, at: last.monotonic) - sectionRate) / sectionRate < 0.01)
         #expect(core.emmCounters[emmPID]?.packets == UInt64(perSecond * 10))
     }
@@ -161,15 +171,17 @@ struct MonitorCoreTests {
 
     @Test("Conditions fire once when they start and once when they clear")
     func conditions() throws {
-        let rules = try MonitorRules(json: Data("""
-            {"rules": [
-              {"name": "low", "when": "emm_bitrate_below", "threshold": 50000, "for_seconds": 2, "window_seconds": 1},
-              {"name": "silent", "when": "no_emm", "for_seconds": 3},
-              {"name": "crc", "when": "crc_errors", "threshold": 0, "window_seconds": 2},
-              {"name": "auth", "when": "decrypt_failures", "window_seconds": 2},
-              {"name": "osm2", "when": "device_emm_seen", "device": "dev2", "kind": "osm", "for_seconds": 2}
-            ]}
-            """.utf8))
+        let rules = try MonitorRules(
+            json: Data(
+                """
+                {"rules": [
+                  {"name": "low", "when": "emm_bitrate_below", "threshold": 50000, "for_seconds": 2, "window_seconds": 1},
+                  {"name": "silent", "when": "no_emm", "for_seconds": 3},
+                  {"name": "crc", "when": "crc_errors", "threshold": 0, "window_seconds": 2},
+                  {"name": "auth", "when": "decrypt_failures", "window_seconds": 2},
+                  {"name": "osm2", "when": "device_emm_seen", "device": "dev2", "kind": "osm", "for_seconds": 2}
+                ]}
+                """.utf8))
         let core = makeCore(rules: rules.rules)
         var builder = StreamBuilder()
         core.ingest(builder.catPackets(), at: .seconds(0))
@@ -181,7 +193,8 @@ struct MonitorCoreTests {
                 // 70 packets a second, one every 1/70 s within this 0.1 s step (7 per step).
                 for k in 0..<7 {
                     sequence += 1
-                    core.ingest(builder.packets([StreamBuilder.seal(device: "dev1", key: key1, sequence: sequence)]),
+                    core.ingest(
+                        builder.packets([StreamBuilder.seal(device: "dev1", key: key1, sequence: sequence)]),
                         at: .seconds(t + Double(k) / 70))
                 }
             }
@@ -194,14 +207,17 @@ struct MonitorCoreTests {
         for _ in 0..<50 { step(send: false) }  // 5–10 s: silence
         #expect(events.map { "\($0.rule):\($0.state)" } == ["low:fired", "silent:fired"])
         for _ in 0..<20 { step(send: true) }  // 10–12 s: back
-        #expect(events.map { "\($0.rule):\($0.state)" } == ["low:fired", "silent:fired", "silent:cleared", "low:cleared"])
+        #expect(
+            events.map { "\($0.rule):\($0.state)" } == ["low:fired", "silent:fired", "silent:cleared", "low:cleared"])
         events.removeAll()
         // One bad CRC, one forged EMM and an OSM for the watched device at 12 s.
         var bad = StreamBuilder.seal(device: "dev1", key: key1, sequence: 9999)
         bad[40] ^= 1
-        core.ingest(builder.packets([bad, StreamBuilder.seal(device: "dev1", key: wrongKey, sequence: 10_000)]),
+        core.ingest(
+            builder.packets([bad, StreamBuilder.seal(device: "dev1", key: wrongKey, sequence: 10_000)]),
             at: .seconds(t))
-        core.ingest(builder.packets([StreamBuilder.seal(device: "dev2", key: key2, sequence: 1, payload: StreamBuilder.osm)]),
+        core.ingest(
+            builder.packets([StreamBuilder.seal(device: "dev2", key: key2, sequence: 1, payload: StreamBuilder.osm)]),
             at: .seconds(t))
         for _ in 0..<50 { step(send: true) }  // 12–17 s
         let names = events.map { "\($0.rule):\($0.state)" }
@@ -227,7 +243,8 @@ struct MonitorCoreTests {
             if sending {
                 for k in 0..<7 {
                     sequence += 1
-                    core.ingest(builder.packets([StreamBuilder.seal(device: "dev1", key: key1, sequence: sequence)]),
+                    core.ingest(
+                        builder.packets([StreamBuilder.seal(device: "dev1", key: key1, sequence: sequence)]),
                         at: .seconds(t + Double(k) / 70))
                 }
             }
@@ -244,13 +261,16 @@ struct MonitorCoreTests {
         let defaults = try MonitorConfiguration.load(from: ConfigSource(environment: [:]))
         #expect(defaults.group.description == "239.255.42.42:5000")
         #expect(defaults.interface == "127.0.0.1" && defaults.windowSeconds == 10 && defaults.emmBitRate == 100_000)
-        #expect(defaults.pushgatewayURL == nil && defaults.pushIntervalSeconds == 5 && defaults.pushJob == "gatehouse_monitor")
-        let c = try MonitorConfiguration.load(from: ConfigSource(environment: [
-            "GATEHOUSE_EMM_GROUP": "[ff15::42]:6000", "GATEHOUSE_EMM_PIDS": "0x0100, 257",
-            "GATEHOUSE_MONITOR_KEYS": "dev1=000102030405060708090a0b0c0d0e0f,dev2@3=\(key2.unsafeHexString())",
-            "GATEHOUSE_PUSHGATEWAY_URL": "http://127.0.0.1:9091", "GATEHOUSE_INSTANCE": "mon-a",
-            "GATEHOUSE_MONITOR_SOURCE": "10.0.0.1",
-        ]))
+        #expect(
+            defaults.pushgatewayURL == nil && defaults.pushIntervalSeconds == 5
+                && defaults.pushJob == "gatehouse_monitor")
+        let c = try MonitorConfiguration.load(
+            from: ConfigSource(environment: [
+                "GATEHOUSE_EMM_GROUP": "[ff15::42]:6000", "GATEHOUSE_EMM_PIDS": "0x0100, 257",
+                "GATEHOUSE_MONITOR_KEYS": "dev1=000102030405060708090a0b0c0d0e0f,dev2@3=\(key2.unsafeHexString())",
+                "GATEHOUSE_PUSHGATEWAY_URL": "http://127.0.0.1:9091", "GATEHOUSE_INSTANCE": "mon-a",
+                "GATEHOUSE_MONITOR_SOURCE": "10.0.0.1",
+            ]))
         #expect(c.group.isIPv6 && c.group.port == 6000 && c.extraEMMPIDs == [0x100, 257])
         #expect(c.keys.map(\.deviceID) == ["dev1", "dev2"] && c.keys[1].keyVersion == 3 && c.keys[0].keyVersion == nil)
         #expect(c.instance == "mon-a" && c.source == "10.0.0.1")
@@ -282,9 +302,12 @@ struct MonitorCoreTests {
 
     @Test("Pushgateway grouping key: base64 for values with '/' or ':'")
     func groupingPath() throws {
-        let pusher = PushgatewayPusher(baseURL: try HTTPURL(parsing: "http://127.0.0.1:9091"), job: "gatehouse_monitor",
+        let pusher = PushgatewayPusher(
+            baseURL: try HTTPURL(parsing: "http://127.0.0.1:9091"), job: "gatehouse_monitor",
             instance: "host-1", group: "239.255.42.42:5000")
-        #expect(pusher.groupingPath == "/metrics/job/gatehouse_monitor/instance/host-1/group@base64/MjM5LjI1NS40Mi40Mjo1MDAw")
+        #expect(
+            pusher.groupingPath
+                == "/metrics/job/gatehouse_monitor/instance/host-1/group@base64/MjM5LjI1NS40Mi40Mjo1MDAw")
         #expect(PushgatewayPusher.segment("group", "a/b") == "/group@base64/YS9i")
         #expect(PushgatewayPusher.segment("instance", "a b") == "/instance/a%20b")
     }

@@ -61,7 +61,9 @@ struct MonitorLiveTests {
             var iterator = service.observations.makeAsyncIterator()
             var seen: [UInt64] = []
             // Read only what the counters say was observed, so a missing one fails instead of hanging.
-            for _ in 0..<min(20, Int(s.count(.ok))) { if let o = await iterator.next() { seen.append(o.sequenceNumber) } }
+            for _ in 0..<min(20, Int(s.count(.ok))) {
+                if let o = await iterator.next() { seen.append(o.sequenceNumber) }
+            }
             #expect(seen == Array(1...20))
             #expect(service.grantedReceiveBufferBytes >= 1 << 20)
         }
@@ -90,7 +92,8 @@ struct MonitorLiveTests {
     @Test("Pushes to a real Pushgateway with job, instance, group, pid labels; deletes the group on shutdown")
     func pushgateway() async throws {
         guard let base = ProcessInfo.processInfo.environment["GATEHOUSE_TEST_PUSHGATEWAY_URL"] else {
-            Issue.record("""
+            Issue.record(
+                """
                 GATEHOUSE_TEST_PUSHGATEWAY_URL is not set. Start a Pushgateway first:
                   export GATEHOUSE_TEST_PUSHGATEWAY_URL=$(scripts/pushgateway.sh start /tmp/gh-pgw 9191)
                 (Debian package prometheus-pushgateway; CI always starts it.)
@@ -137,21 +140,26 @@ struct MonitorLiveTests {
 
     @Test("promtool check metrics accepts the exposition")
     func promtool() throws {
-        let tool = ["/usr/bin/promtool", "/usr/local/bin/promtool"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let tool = ["/usr/bin/promtool", "/usr/local/bin/promtool"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
         guard let tool else {
             Issue.record("promtool not found: install the Debian package prometheus (CI installs it)")
             return
         }
         // A core with traffic of every kind, so every family appears.
-        let core = MonitorCore(settings: MonitorCore.Settings(), keyring: DeviceKeyring([
-            MonitorDeviceKey(deviceID: "dev1", key: key1)
-        ]))
+        let core = MonitorCore(
+            settings: MonitorCore.Settings(),
+            keyring: DeviceKeyring([
+                MonitorDeviceKey(deviceID: "dev1", key: key1)
+            ]))
         var builder = StreamBuilder()
         core.ingest(builder.catPackets(), at: .seconds(0))
-        core.ingest(builder.packets([
-            StreamBuilder.seal(device: "dev1", key: key1, sequence: 1),
-            StreamBuilder.seal(device: "dev1", key: wrongKey, sequence: 2),
-        ]), at: .seconds(1))
+        core.ingest(
+            builder.packets([
+                StreamBuilder.seal(device: "dev1", key: key1, sequence: 1),
+                StreamBuilder.seal(device: "dev1", key: wrongKey, sequence: 2),
+            ]), at: .seconds(1))
         core.ingest([1, 2, 3], at: .seconds(1))
         core.tick(at: .seconds(2))
         let text = core.metricsText(at: MonitorInstant.seconds(2).monotonic)
@@ -178,13 +186,18 @@ struct MonitorLiveTests {
         defer { listener.close() }
         var config = configuration(group: testGroup(14))
         config.rules = MonitorRules(
-            rules: [MonitorRule(name: "silent", condition: .noEMM(pid: nil), forSeconds: 1, actions: [.log, .webhook, .bus])],
-            webhook: WebhookSettings(url: "http://127.0.0.1:\(listener.port)/hook", timeoutSeconds: 2, attempts: 3,
+            rules: [
+                MonitorRule(
+                    name: "silent", condition: .noEMM(pid: nil), forSeconds: 1, actions: [.log, .webhook, .bus])
+            ],
+            webhook: WebhookSettings(
+                url: "http://127.0.0.1:\(listener.port)/hook", timeoutSeconds: 2, attempts: 3,
                 backoffSeconds: 0.05))
         let sink = CollectingSink()
         let (logger, lines) = memoryLogger()
         let service = MonitorService(configuration: config, logger: logger, eventSink: sink)
-        let event = MonitorEvent(rule: "silent", condition: "no_emm", state: .fired, value: 1.5, time: 1_767_225_600,
+        let event = MonitorEvent(
+            rule: "silent", condition: "no_emm", state: .fired, value: 1.5, time: 1_767_225_600,
             labels: ["group": config.group.description])
         await service.perform(event)
         let requests = listener.requests.withLock { $0 }
@@ -214,9 +227,12 @@ struct MonitorLiveTests {
             #expect(await eventually(5) { sink.events.withLock { $0.count } == 1 })
             let sender = try LoopbackMulticastSender(group: group)
             var builder = StreamBuilder()
-            for d in StreamBuilder.datagrams(builder.catPackets() + builder.packets([
-                StreamBuilder.seal(device: "dev1", key: key1, sequence: 1)
-            ])) { try sender.send(d) }
+            for d in StreamBuilder.datagrams(
+                builder.catPackets()
+                    + builder.packets([
+                        StreamBuilder.seal(device: "dev1", key: key1, sequence: 1)
+                    ]))
+            { try sender.send(d) }
             #expect(await eventually(5) { sink.events.withLock { $0.count } >= 2 })
         }
         let states = sink.events.withLock { $0.map(\.state) }

@@ -9,7 +9,7 @@ import Synchronization
 @testable import GatehouseMonitor
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 let emmPID: UInt16 = 0x0100
@@ -22,17 +22,23 @@ struct StreamBuilder {
     var emm = SectionPacketizer(pid: emmPID, packing: .packetPerSection)
     var cat = SectionPacketizer(pid: TS.PID.cat, packing: .packetPerSection)
 
-    static func seal(device: String, key: SymmetricKey, sequence: UInt64, keyVersion: UInt16 = 1,
-        payload: EMMPayload = .entitlementAdd(EntitlementGrant(productID: 7, start: 1_767_225_600, end: 1_769_904_000)))
+    static func seal(
+        device: String, key: SymmetricKey, sequence: UInt64, keyVersion: UInt16 = 1,
+        payload: EMMPayload = .entitlementAdd(EntitlementGrant(productID: 7, start: 1_767_225_600, end: 1_769_904_000))
+    )
         -> [UInt8]
     {
         let sealer = try! EMMSealer(key: key, keyVersion: keyVersion)
-        return try! sealer.seal(EMM(addressing: DeviceAddress.addressing(deviceID: device), keyVersion: keyVersion,
-            sequenceNumber: sequence, timestamp: 1_767_225_600, payload: payload))
+        return try! sealer.seal(
+            EMM(
+                addressing: DeviceAddress.addressing(deviceID: device), keyVersion: keyVersion,
+                sequenceNumber: sequence, timestamp: 1_767_225_600, payload: payload))
     }
 
-    static let osm = EMMPayload.onScreenMessage(OnScreenMessage(style: .mailbox, durationSeconds: 10,
-        start: 1_767_225_600, expiry: 1_767_312_000, text: "hello"))
+    static let osm = EMMPayload.onScreenMessage(
+        OnScreenMessage(
+            style: .mailbox, durationSeconds: 10,
+            start: 1_767_225_600, expiry: 1_767_312_000, text: "hello"))
 
     mutating func catPackets() -> [UInt8] {
         let table = ConditionalAccessTable(caDescriptors: [CADescriptor(caSystemID: 0x4AE1, caPID: emmPID)])
@@ -130,9 +136,12 @@ final class TinyHTTPListener: Sendable {
                     let text = String(decoding: data, as: UTF8.self)
                     if let headEnd = text.range(of: "\r\n\r\n") {
                         let head = text[..<headEnd.lowerBound].lowercased()
-                        let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
-                            .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
-                        if text.utf8.distance(from: text.utf8.startIndex, to: headEnd.upperBound) + length <= data.count {
+                        let length =
+                            head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                            .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) }
+                            ?? 0
+                        if text.utf8.distance(from: text.utf8.startIndex, to: headEnd.upperBound) + length <= data.count
+                        {
                             break
                         }
                     }
