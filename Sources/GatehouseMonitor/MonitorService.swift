@@ -82,7 +82,8 @@ public final class MonitorService: Sendable {
     public func snapshot() -> MonitorSnapshot { core.withLock { $0.snapshot() } }
 
     /// Receives, analyses, acts and pushes until the task is cancelled; then stops the
-    /// receiver (within ~100 ms), and deletes the group from the Pushgateway.
+    /// receiver (within ~100 ms), finishes `observations`, and deletes the group from the
+    /// Pushgateway. Call it once per service.
     /// - Throws: a socket error from joining or receiving (naming the call), never for
     ///   a failed push or webhook (those are logged and counted).
     public func run() async throws {
@@ -136,8 +137,15 @@ public final class MonitorService: Sendable {
         await shutdown(pusher)
     }
 
+    /// Ends the observation stream once `run()` is over, so a consumer's loop finishes.
+    private func finishStreams() {
+        observationContinuation.finish()
+        eventContinuation.finish()
+    }
+
     private func shutdown(_ pusher: PushgatewayPusher?) async {
         logger.info("monitor.stopping")
+        finishStreams()
         guard let pusher else { return }
         // The caller's task is cancelled: delete from a fresh task so the bounded retries can run.
         let logger = self.logger

@@ -163,10 +163,17 @@ struct MonitorCoreTests {
         #expect(snapshot.datagramsRejected >= 200)
         #expect((snapshot.emmCounters[emmPID]?.crcErrors ?? 0) >= 1)
         #expect((snapshot.continuityErrorsByPID[emmPID] ?? 0) >= 1)
-        #expect(snapshot.demux.transportErrors == 1)
+        // ≥ 1: a random 188-byte datagram that happens to start with 0x47 may carry TEI too.
+        #expect(snapshot.demux.transportErrors >= 1)
         #expect(snapshot.count(.authenticationFailed) >= 1)
         let text = core.metricsText(at: MonitorInstant.seconds(2).monotonic)
-        #expect(text.contains("gatehouse_monitor_transport_errors_total 1"))
+        #expect(text.contains("gatehouse_monitor_transport_errors_total \(snapshot.demux.transportErrors)"))
+        // Still working after all that: a good EMM is decrypted.
+        let before = core.count(.ok)
+        core.ingest(builder.catPackets(), at: .seconds(3))
+        core.ingest(builder.packets([StreamBuilder.seal(device: "dev1", key: key1, sequence: 50)]), at: .seconds(3))
+        core.ingest(builder.packets([StreamBuilder.seal(device: "dev1", key: key1, sequence: 51)]), at: .seconds(3))
+        #expect(core.count(.ok) >= before + 1)
     }
 
     @Test("Conditions fire once when they start and once when they clear")

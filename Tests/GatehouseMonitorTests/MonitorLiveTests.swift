@@ -4,6 +4,7 @@ import GatehouseCrypto
 import GatehouseEMM
 import GatehouseTS
 import GatehouseTestSupport
+import Synchronization
 import Testing
 
 @testable import GatehouseMonitor
@@ -239,5 +240,64 @@ struct MonitorLiveTests {
         #expect(Array(states.prefix(2)) == [.fired, .cleared])
         #expect(!lines.lines.contains { $0.contains(key1.unsafeHexString()) })
         #expect(lines.lines.contains { $0.contains("monitor.joined") && $0.contains("socket.rcvbuf.granted") })
+    }
+}
+
+@Suite("Monitor joins", .timeLimit(.minutes(1)))
+struct MonitorJoinTests {
+    /// Receives for `seconds` on `receiver`'s own thread and returns the datagram count.
+    func count(_ receiver: MulticastReceiver, while send: () throws -> Void) async throws -> Int {
+        let counter = Mutex<Int>(0)
+        let thread = Thread {
+            try? receiver.receiveLoop({ batch in counter.withLock { $0 += batch.datagrams.count } }, idle: {})
+        }
+        thread.start()
+        try await Task.sleep(nanoseconds: 100_000_000)
+        try send()
+        try await Task.sleep(nanoseconds: 300_000_000)
+        receiver.stop()
+        try await Task.sleep(nanoseconds: 250_000_000)
+        return counter.withLock { $0 }
+    }
+
+    @Test("Source-specific join: datagrams from the named source only")
+    func sourceSpecific() async throws {
+        let group = testGroup(16)
+        let fromLoopback = try MulticastReceiver(settings: MulticastReceiverSettings(group: group, source: "127.0.0.1"))
+        let fromElsewhere = try MulticastReceiver(
+            settings: MulticastReceiverSettings(group: group, source: "127.0.0.2"))
+        let sender = try LoopbackMulticastSender(group: group)
+        var builder = StreamBuilder()
+        let datagram = builder.catPackets()
+        async let a = count(fromLoopback) { for _ in 0..<5 { try sender.send(datagram) } }
+        async let b = count(fromElsewhere) {}
+        #expect(try await a == 5)
+        #expect(try await b == 0)
+    }
+
+    @Test("Two monitors on one host both receive (SO_REUSEPORT); interface by name")
+    func reusePort() async throws {
+        let group = testGroup(17)
+        let first = try MulticastReceiver(settings: MulticastReceiverSettings(group: group, interface: "lo"))
+        let second = try MulticastReceiver(settings: MulticastReceiverSettings(group: group))
+        #expect(first.grantedReceiveBufferBytes >= 1 << 20)
+        let sender = try LoopbackMulticastSender(group: group)
+        var builder = StreamBuilder()
+        let datagram = builder.catPackets()
+        async let a = count(first) { for _ in 0..<3 { try sender.send(datagram) } }
+        async let b = count(second) {}
+        #expect(try await a == 3)
+        #expect(try await b == 3)
+    }
+
+    @Test("IPv6 join on loopback by interface name; errors name the setting")
+    func ipv6AndErrors() throws {
+        let group = try MulticastGroup(parsing: "[ff12::4242]:\(testGroup(18).port)")
+        _ = try MulticastReceiver(settings: MulticastReceiverSettings(group: group, interface: "lo"))
+        #expect {
+            _ = try MulticastReceiver(settings: MulticastReceiverSettings(group: testGroup(19), interface: "nosuch0"))
+        } throws: { error in
+            (error as? GatehouseError)?.message.contains("GATEHOUSE_MULTICAST_INTERFACE") == true
+        }
     }
 }
