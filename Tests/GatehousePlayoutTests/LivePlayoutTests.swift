@@ -231,7 +231,7 @@ struct LivePlayoutTests {
         try checkWithLibdvbpsi(
             file: file, emmPID: 0x0ABC, expectedEMMs: emms.count, expectedCATs: cats.count,
             directory: store.directory)
-        try checkWithTSTools(file: file)
+        try checkWithTSTools(file: file, packets: capture.ts.count / 188)
     }
 
     @Test(.timeLimit(.minutes(1)))
@@ -356,12 +356,13 @@ struct LivePlayoutTests {
         #expect(emmLines.allSatisfy { $0.hasPrefix("emm table_id=0x82 ") && $0.hasSuffix("syntax=1") })
     }
 
-    func checkWithTSTools(file: URL) throws {
+    func checkWithTSTools(file: URL, packets: Int) throws {
         // tstools' tsreport walks every packet and reports per-PID counts; any TS framing
         // error makes it fail or print "error".
         let report = try shell("tsreport '\(file.path)'")
         #expect(report.status == 0, "tsreport: \(report.output)")
         #expect(!report.output.lowercased().contains("error"), "tsreport: \(report.output)")
+        #expect(report.output.contains("Read \(packets) TS packets"), "tsreport: \(report.output)")
     }
 
     func shell(_ command: String) throws -> (status: Int32, output: String) {

@@ -153,7 +153,11 @@
             var one: Int32 = 1
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(4))
             var size: Int32 = 8 << 20
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(4))
+            // SO_RCVBUF is capped by net.core.rmem_max (~200 KB: 0.2 s at 10 Mbit/s); as root,
+            // force 8 MB so a receiver thread delayed by a busy host does not drop datagrams.
+            if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(4)) != 0 {
+                setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(4))
+            }
             var timeout = timeval(tv_sec: 0, tv_usec: 50_000)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             var addr = sockaddr_in()
@@ -225,12 +229,15 @@
         let port = UInt16.random(in: 30000...60000)
         let config = configuration(bitRate: bitRate, port: port)
         let receiver = BenchReceiver(group: config.group.host, port: port)
+        let registry = MetricsRegistry()
         let service = PlayoutService(
-            configuration: config, source: BenchSource(count: 20_000), metrics: MetricsRegistry(),
-            logger: .disabled)
+            configuration: config, source: BenchSource(count: 20_000), metrics: registry, logger: .disabled)
         let run = Double(window) + 1.5
+        let started = now()
         try await service.run(for: .milliseconds(Int(run * 1000)))
+        let ran = Double(now() - started) / 1e9
         let times = receiver.stop()
+        let sent = Int(registry.counter("gatehouse_playout_datagrams_sent_total", help: "").current)
         guard times.count > 2 else {
             print("playout: rate \(bitRate) bit/s: only \(times.count) datagrams received")
             return
@@ -256,7 +263,7 @@
             "playout: rate \(bitRate) bit/s over \(window) s windows (\(errors.count) windows, datagram-aligned starts): "
                 + "mean error \(String(format: "%+.3f", mean)) %, worst \(String(format: "%+.3f", worst)) %; "
                 + "first-to-last datagram \(String(format: "%+.3f", longRun)) % over \(String(format: "%.1f", span)) s, "
-                + "\(times.count) datagrams")
+                + "\(times.count) datagrams received of \(sent) sent in \(String(format: "%.1f", ran)) s")
     }
 #else
     /// Built without GatehousePlayout (see the note at the top of this file).
