@@ -107,7 +107,8 @@ public struct FieldReader: Sendable {
         switch object[key] {
         case nil, .null?: return nil
         case .number(let n)?:
-            guard n.rounded() == n, n >= Double(range.lowerBound), n <= Double(range.upperBound) else {
+            // Below 2^63 in magnitude first: converting a larger Double to Int64 traps.
+            guard n.rounded() == n, abs(n) < 9.2e18, n >= Double(range.lowerBound), n <= Double(range.upperBound) else {
                 throw ValidationError(field: key, "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
             }
             return Int64(n)

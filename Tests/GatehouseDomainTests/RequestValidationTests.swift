@@ -61,10 +61,28 @@ struct RequestValidationTests {
         (#"{"device_id":"d1","product_id":1,"end_time":"2027-01-01"}"#, "end_time"),
         (#"{"device_id":"d1","product_id":1,"start_time":"2027-02-01T00:00:00Z","end_time":"2027-01-01T00:00:00Z"}"#, "end_time"),
         (#"{"device_id":"d1","product_id":1,"end_time":"2020-01-01T00:00:00Z"}"#, "end_time"),
+        (#"{"device_id":"d1","product_id":1,"end_time":"2030-02-30T00:00:00Z"}"#, "end_time"),
+        (#"{"device_id":"d1","product_id":1,"end_time":"2030-01-01T24:00:00Z"}"#, "end_time"),
+        (#"{"device_id":"d1","product_id":9223372036854775807,"end_time":"2030-01-01T00:00:00Z"}"#, "product_id"),
+        (#"{"device_id":"d1","product_id":-1e300,"end_time":"2030-01-01T00:00:00Z"}"#, "product_id"),
     ])
     func entitlementRejects(json: String, field: String) throws {
         let error = #expect(throws: ValidationError.self) { try AddEntitlementRequest.parse(try body(json), now: now) }
         #expect(error?.field == field)
+    }
+
+    @Test func iso8601RoundTripsAndKnowsTheCalendar() throws {
+        #expect(ISO8601.format(0) == "1970-01-01T00:00:00.000Z")
+        #expect(ISO8601.format(951_782_400_123) == "2000-02-29T00:00:00.123Z")
+        #expect(ISO8601.parse("2000-02-29T00:00:00.123Z")?.timeIntervalSince1970 == 951_782_400.123)
+        #expect(ISO8601.parse("2024-03-01T01:30:00+01:30")?.timeIntervalSince1970 == 1_709_251_200)
+        #expect(ISO8601.parse("2023-02-29T00:00:00Z") == nil)
+        #expect(ISO8601.parse("2023-01-01 00:00:00Z") == nil)
+        #expect(ISO8601.parse("2023-01-01T00:00:00") == nil)
+        for millis: Millis in [1, 999, 86_399_999, 1_796_300_000_000, 4_102_444_799_999] {
+            let text = ISO8601.format(millis)
+            #expect(try Validate.time(text, field: "t") == millis, "\(text)")
+        }
     }
 
     @Test func osmTargetsAndDefaults() throws {
