@@ -18,17 +18,18 @@ public struct EMMSendRecord: Sendable, Equatable {
 public protocol PlayoutEMMSource: Sendable {
     /// Live EMMs (`expires_at > now`) with `id > afterID`, in id order, at most `limit`.
     func emms(after afterID: Int64, now: Int64, limit: Int) async throws -> [CarouselEMM]
+    /// The live EMMs among `ids` (any order; missing or expired ones are left out): to pick
+    /// up rows committed out of id order.
+    func emms(ids: [Int64], now: Int64) async throws -> [CarouselEMM]
     /// Adds the counts to send_count and sets last_sent_at.
     func recordSends(_ records: [EMMSendRecord]) async throws
 }
 
 /// The `emms` table of a Gatehouse database (SQLite or MariaDB), read by primary key pages.
 ///
-/// - Important: rows are found by `id > last loaded`. On SQLite ids commit in order (one
-///   writer). On MariaDB two worker transactions can commit ids out of order; a row
-///   committed after a higher id was loaded is missed until the playout restarts. The
-///   worker commits each EMM in its own short transaction, which keeps the window small;
-///   see docs/playout.md.
+/// Rows are found by `id > last loaded`. On SQLite ids commit in order (one writer). On
+/// MariaDB two worker transactions can commit ids out of order, so the service looks the
+/// skipped ids up again for 30 s (`emms(ids:now:)`); see docs/playout.md.
 public struct StoreEMMSource: PlayoutEMMSource {
     public let database: any SQLDatabase
 
@@ -37,11 +38,36 @@ public struct StoreEMMSource: PlayoutEMMSource {
     public func emms(after afterID: Int64, now: Int64, limit: Int) async throws -> [CarouselEMM] {
         let rows = try await database.read { conn in
             try conn.query(
-                """
-                SELECT id, section, first_send_at, repeat_interval_ms, expires_at, urgent, send_count, last_sent_at
-                FROM emms WHERE id > ? AND expires_at > ? ORDER BY id LIMIT ?
-                """, .int64(afterID), .int64(now), .int64(Int64(limit)))
+                "SELECT \(Self.columns) FROM emms WHERE id > ? AND expires_at > ? ORDER BY id LIMIT ?", .int64(afterID),
+                .int64(now), .int64(Int64(limit)))
         }
+        return try Self.decode(rows)
+    }
+
+    static let columns =
+        "id, section, first_send_at, repeat_interval_ms, expires_at, urgent, send_count, last_sent_at"
+    /// Ids per lookup: one fixed statement (padded with -1), so the statement cache holds one entry.
+    static let idsPerLookup = 32
+
+    public func emms(ids: [Int64], now: Int64) async throws -> [CarouselEMM] {
+        guard !ids.isEmpty else { return [] }
+        let placeholders = Array(repeating: "?", count: Self.idsPerLookup).joined(separator: ", ")
+        let sql = "SELECT \(Self.columns) FROM emms WHERE id IN (\(placeholders)) AND expires_at > ? ORDER BY id"
+        let rows = try await database.read { conn in
+            var all: [SQLRow] = []
+            for start in stride(from: 0, to: ids.count, by: Self.idsPerLookup) {
+                let chunk = ids[start..<min(ids.count, start + Self.idsPerLookup)]
+                var parameters = chunk.map { SQLValue.int64($0) }
+                while parameters.count < Self.idsPerLookup { parameters.append(.int64(-1)) }
+                parameters.append(.int64(now))
+                all += try conn.query(sql, parameters)
+            }
+            return all
+        }
+        return try Self.decode(rows)
+    }
+
+    static func decode(_ rows: [SQLRow]) throws -> [CarouselEMM] {
         var out: [CarouselEMM] = []
         out.reserveCapacity(rows.count)
         for row in rows {

@@ -107,10 +107,12 @@ public final class PlayoutService: Sendable {
         var isInitialLoad = true
         var loaded = 0
         var lastWriteBack = ContinuousClock.now
+        var gaps = IDGaps()
         let pageSize = max(1, configuration.loadPageSize)
         while !Task.isCancelled && !shared.isStopped {
             do {
                 let page = try await source.emms(after: lastID, now: Self.wallMilliseconds(), limit: pageSize)
+                if !isInitialLoad { gaps.record(page.map(\.id), after: lastID, at: ContinuousClock.now) }
                 if let last = page.last { lastID = last.id }
                 loaded += page.count
                 if !page.isEmpty { shared.push(page) }
@@ -123,6 +125,16 @@ public final class PlayoutService: Sendable {
                     isInitialLoad = false
                     logger.info(
                         "playout initial load done", ["playout.emms": String(loaded), "emm.last_id": String(lastID)])
+                }
+                let recheck = gaps.due(now: ContinuousClock.now)
+                if !recheck.isEmpty {
+                    let found = try await source.emms(ids: recheck, now: Self.wallMilliseconds())
+                    gaps.remove(found.map(\.id))
+                    if !found.isEmpty {
+                        logger.info(
+                            "playout found emms committed out of id order", ["playout.emms": String(found.count)])
+                        shared.push(found)
+                    }
                 }
             } catch {
                 logger.error("playout store poll failed", ["error": String(describing: error)])
@@ -169,6 +181,39 @@ public final class PlayoutService: Sendable {
 func hex(_ pid: UInt16) -> String {
     let digits = String(pid, radix: 16, uppercase: true)
     return "0x" + String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+}
+
+/// Ids skipped while polling (`id > last loaded`): on MariaDB, a transaction can commit a
+/// lower id after a higher one was read. Each missing id is looked up again on every poll
+/// for `window` (default 30 s), at most `batch` a poll; jumps above `maximumJump` ids and
+/// more than `capacity` open gaps are not tracked (a gap also comes from a rolled-back
+/// insert or a row filtered out as expired: those just age out).
+struct IDGaps {
+    var window: Duration = .seconds(30)
+    var maximumJump: Int64 = 1000
+    var capacity = 10_000
+    var batch = 512
+    private(set) var open: [Int64: ContinuousClock.Instant] = [:]
+
+    /// Records the ids missing between `after` and each id of a page (in order).
+    mutating func record(_ ids: [Int64], after: Int64, at now: ContinuousClock.Instant) {
+        var expected = after + 1
+        for id in ids {
+            if id > expected && id - expected <= maximumJump {
+                for missing in expected..<id where open.count < capacity { open[missing] = now }
+            }
+            expected = max(expected, id + 1)
+        }
+    }
+
+    /// The ids to look up now (oldest first, at most `batch`); forgets those past the window.
+    mutating func due(now: ContinuousClock.Instant) -> [Int64] {
+        guard !open.isEmpty else { return [] }
+        open = open.filter { now - $0.value < window }
+        return Array(open.keys.sorted().prefix(batch))
+    }
+
+    mutating func remove(_ ids: [Int64]) { for id in ids { open[id] = nil } }
 }
 
 /// The playout's metrics, looked up once.

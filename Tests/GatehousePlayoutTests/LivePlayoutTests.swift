@@ -40,7 +40,7 @@ struct TestStore {
     @discardableResult
     func insertEMM(
         device: String, sequence: UInt64, firstSendAt: Int64, intervalMs: Int64, expiresAt: Int64,
-        urgent: Bool = false
+        urgent: Bool = false, id explicitID: Int64? = nil
     ) async throws -> (id: Int64, section: [UInt8]) {
         let key = try #require(keys[device])
         let sealer = try EMMSealer(key: key, keyVersion: 1)
@@ -53,10 +53,10 @@ struct TestStore {
         let id = try await database.withConnection { conn in
             try conn.execute(
                 """
-                INSERT INTO emms (device_id, request_id, kind, table_id, sequence, section, first_send_at,
+                INSERT INTO emms (id, device_id, request_id, kind, table_id, sequence, section, first_send_at,
                     repeat_interval_ms, expires_at, urgent, send_count, created_at)
-                VALUES (?, ?, 'entitlement_add', ?, ?, ?, ?, ?, ?, ?, 0, ?)
-                """, .text(device), .text("req-\(device)-\(sequence)"), .int64(Int64(section[0])),
+                VALUES (?, ?, ?, 'entitlement_add', ?, ?, ?, ?, ?, ?, ?, 0, ?)
+                """, SQLValue(explicitID), .text(device), .text("req-\(device)-\(sequence)"), .int64(Int64(section[0])),
                 .int64(Int64(sequence)), .blob(section), .int64(firstSendAt), .int64(intervalMs), .int64(expiresAt),
                 .int64(urgent ? 1 : 0), .int64(now)
             ).lastInsertID
@@ -386,14 +386,72 @@ final class Box<T: Sendable>: Sendable {
     func withLock<R>(_ body: (inout T) -> R) -> R { value.withLock { body(&$0) } }
 }
 
-/// An in-memory EMM source: returns its EMMs once (by id) and records write-backs.
+@Suite("Rows committed out of id order")
+struct OutOfOrderTests {
+    @Test func gapsAreRecordedAndAgeOut() {
+        var gaps = IDGaps()
+        let t = ContinuousClock.now
+        gaps.record([3, 4, 7], after: 1, at: t)
+        #expect(gaps.due(now: t) == [2, 5, 6])
+        gaps.remove([5])
+        #expect(gaps.due(now: t + .seconds(29)) == [2, 6])
+        #expect(gaps.due(now: t + .seconds(31)).isEmpty)
+        gaps.record([5000], after: 7, at: t)  // a jump over 1000 ids is not tracked
+        #expect(gaps.open.isEmpty)
+    }
+
+    /// A row whose id is below one already loaded (MariaDB: two worker transactions
+    /// committing out of order; simulated here with an explicit id) still goes on air.
+    @Test(.timeLimit(.minutes(1)))
+    func lowerIDCommittedLaterIsSent() async throws {
+        let store = try await TestStore.make(devices: ["stb-1"])
+        defer { Task { await store.close() } }
+        let (group, port) = MulticastReceiver.randomIPv4Group()
+        let t0 = MulticastReceiver.wallMilliseconds()
+        try await store.insertEMM(
+            device: "stb-1", sequence: 1, firstSendAt: t0, intervalMs: 500, expiresAt: t0 + 60_000, id: 1)
+        var config = PlayoutConfiguration()
+        config.group = SocketAddress(host: group, port: port, family: .ipv4)
+        config.bitRate = 200_000
+        config.pollIntervalMilliseconds = 50
+        let service = PlayoutService(
+            configuration: config, database: store.database, metrics: MetricsRegistry(), logger: .disabled)
+        let receiver = try MulticastReceiver(group: group, port: port)
+        let late = Box<[UInt8]>([])
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await service.run(for: .milliseconds(1500)) }
+            tasks.addTask {
+                try await Task.sleep(for: .milliseconds(300))
+                try await store.insertEMM(
+                    device: "stb-1", sequence: 3, firstSendAt: t0, intervalMs: 500, expiresAt: t0 + 60_000, id: 3)
+                try await Task.sleep(for: .milliseconds(300))
+                let row = try await store.insertEMM(
+                    device: "stb-1", sequence: 2, firstSendAt: t0, intervalMs: 500, expiresAt: t0 + 60_000, id: 2)
+                late.withLock { $0 = row.section }
+            }
+            try await tasks.waitForAll()
+        }
+        let capture = try Capture(receiver.stop(), emmPID: config.emmPID)
+        let lateSection = late.withLock { $0 }
+        #expect(!lateSection.isEmpty)
+        #expect(capture.sections.contains { $0.pid == config.emmPID && $0.bytes == lateSection })
+    }
+}
+
+/// An in-memory EMM source (rows can be added while it runs) that records write-backs.
 final class MemorySource: PlayoutEMMSource {
-    let emms: [CarouselEMM]
+    let rows: Mutex<[CarouselEMM]>
     let recorded = Mutex<[EMMSendRecord]>([])
-    init(_ emms: [CarouselEMM]) { self.emms = emms.sorted { $0.id < $1.id } }
+    init(_ emms: [CarouselEMM]) { rows = Mutex(emms.sorted { $0.id < $1.id }) }
+
+    func add(_ emm: CarouselEMM) { rows.withLock { $0 = ($0 + [emm]).sorted { $0.id < $1.id } } }
 
     func emms(after afterID: Int64, now: Int64, limit: Int) async throws -> [CarouselEMM] {
-        Array(emms.filter { $0.id > afterID && $0.expiresAt > now }.prefix(limit))
+        rows.withLock { Array($0.filter { $0.id > afterID && $0.expiresAt > now }.prefix(limit)) }
+    }
+
+    func emms(ids: [Int64], now: Int64) async throws -> [CarouselEMM] {
+        rows.withLock { $0.filter { ids.contains($0.id) && $0.expiresAt > now } }
     }
 
     func recordSends(_ records: [EMMSendRecord]) async throws { recorded.withLock { $0 += records } }

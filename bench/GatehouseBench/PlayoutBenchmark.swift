@@ -137,6 +137,9 @@
             guard start < emms.count else { return [] }
             return Array(emms[start..<min(emms.count, start + limit)])
         }
+        func emms(ids: [Int64], now: Int64) async throws -> [CarouselEMM] {
+            ids.compactMap { $0 >= 1 && $0 <= emms.count ? emms[Int($0) - 1] : nil }
+        }
         func recordSends(_ records: [EMMSendRecord]) async throws {}
     }
 
