@@ -82,13 +82,19 @@ public struct StoreEMMSource: PlayoutEMMSource {
         return out
     }
 
+    /// Rows updated per transaction: short transactions, so the write-back never holds
+    /// SQLite's single write lock long enough to delay the API and the worker.
+    static let updatesPerTransaction = 500
+
     public func recordSends(_ records: [EMMSendRecord]) async throws {
-        guard !records.isEmpty else { return }
-        try await database.transaction { conn in
-            for record in records {
-                try conn.execute(
-                    "UPDATE emms SET send_count = send_count + ?, last_sent_at = ? WHERE id = ?",
-                    .int64(record.count), .int64(record.lastSentAt), .int64(record.id))
+        for start in stride(from: 0, to: records.count, by: Self.updatesPerTransaction) {
+            let chunk = Array(records[start..<min(records.count, start + Self.updatesPerTransaction)])
+            try await database.transaction { conn in
+                for record in chunk {
+                    try conn.execute(
+                        "UPDATE emms SET send_count = send_count + ?, last_sent_at = ? WHERE id = ?",
+                        .int64(record.count), .int64(record.lastSentAt), .int64(record.id))
+                }
             }
         }
     }
