@@ -248,6 +248,7 @@ struct LivePlayoutTests {
         config.group = SocketAddress(host: group, port: port, family: .ipv4)
         config.bitRate = 400_000
         config.isRTPEnabled = true
+        config.sourceAddress = "127.0.0.1"  // bind before sending (GATEHOUSE_EMM_SOURCE)
         let service = PlayoutService(
             configuration: config, source: source, metrics: MetricsRegistry(), logger: .disabled)
         let receiver = try MulticastReceiver(group: group, port: port)
