@@ -62,3 +62,13 @@ struct ConfigurationTests {
         }
     }
 }
+
+@Suite("Playout as a service")
+struct ServiceConformanceTests {
+    @Test func runsUnderServiceRunnerName() {
+        let service: any GatehouseService = PlayoutService(
+            configuration: PlayoutConfiguration(), source: MemorySource([]), metrics: MetricsRegistry(),
+            logger: .disabled)
+        #expect(service.name == "playout")
+    }
+}
