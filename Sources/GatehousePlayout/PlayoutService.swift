@@ -23,6 +23,8 @@ public final class PlayoutService: Sendable {
     private let logger: Logger
     private let metrics: PlayoutMetrics
     private let streamState: Mutex<PlayoutStreamState>
+    /// One run at a time: two would share the counters and send the stream twice.
+    private let isRunning = Atomic<Bool>(false)
 
     /// - Parameters:
     ///   - database: the Gatehouse database whose `emms` table the worker fills.
@@ -55,9 +57,15 @@ public final class PlayoutService: Sendable {
     public var currentStreamState: PlayoutStreamState { streamState.withLock { $0 } }
 
     /// Runs until the task is cancelled.
-    /// - Throws: `GatehouseError(.configuration)` or `.io` when the socket cannot be set up
-    ///   (bad interface, source address); store errors are logged and retried, never thrown.
+    /// - Throws: `GatehouseError(.conflict)` when this service is already running;
+    ///   `.configuration` or `.io` when the socket cannot be set up (bad interface, source
+    ///   address). Store errors are logged and retried, never thrown.
     public func run() async throws {
+        guard isRunning.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else {
+            throw GatehouseError(.conflict, "the playout service is already running: one run() at a time")
+        }
+        defer { isRunning.store(false, ordering: .releasing) }
         let sender = try MulticastSender(
             group: configuration.group, interface: configuration.interface, ttl: configuration.ttl,
             sourceAddress: configuration.sourceAddress)
