@@ -101,7 +101,7 @@ public final class MonitorService: Sendable {
                 "socket.rcvbuf.granted": String(receiver.grantedReceiveBufferBytes),
                 "keys.configured": String(configuredKeys.count),
             ])
-        if receiver.grantedReceiveBufferBytes < configuration.receiveBufferBytes {
+        if receiver.grantedReceiveBufferBytes < 2 * configuration.receiveBufferBytes {
             logger.warning(
                 "monitor.rcvbuf.smaller_than_requested",
                 [

@@ -65,7 +65,8 @@ public final class MulticastReceiver: Sendable {
             let requested = Int32(clamping: settings.receiveBufferBytes)
             try SystemCall.setOption(fd, SOL_SOCKET, SO_RCVBUF, requested, name: "SO_RCVBUF")
             var granted = Int(try SystemCall.getIntOption(fd, SOL_SOCKET, SO_RCVBUF, name: "SO_RCVBUF"))
-            if granted < settings.receiveBufferBytes {
+            // Linux doubles the value (bookkeeping overhead) and reports the doubled size.
+            if granted < 2 * settings.receiveBufferBytes {
                 // Above net.core.rmem_max only a privileged process may go (CAP_NET_ADMIN): try, ignore a refusal.
                 if (try? SystemCall.setOption(fd, SOL_SOCKET, SO_RCVBUFFORCE, requested, name: "SO_RCVBUFFORCE")) != nil
                 {

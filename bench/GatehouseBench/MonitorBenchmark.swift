@@ -105,6 +105,12 @@ import Foundation
 
     private func monitorMulticastBenchmark() throws {
         print("Monitor on loopback multicast: highest paced TS rate with zero loss (2 s per step, 1316-byte datagrams)")
+        let probe = try MulticastReceiver(
+            settings: MulticastReceiverSettings(
+                group: try MulticastGroup(parsing: "239.255.99.2:39999"), receiveBufferBytes: 8 << 20))
+        print(
+            "  SO_RCVBUF asked 8388608, granted \(probe.grantedReceiveBufferBytes) (Linux reports twice the usable size)"
+        )
         let (keys, emmDatagrams) = try makeCarousel(devices: 1000, datagrams: 1024)
         // A non-EMM stream: PID 0x0065, counters in sequence, payload bytes only counted.
         var plain: [[UInt8]] = []
