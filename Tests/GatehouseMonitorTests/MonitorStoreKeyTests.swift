@@ -42,6 +42,14 @@ struct MonitorStoreKeyTests {
                 .blob(oldWrapped))
         }
         let (keyring, failures) = try await DeviceKeyring.load(from: database, kek: kek, logger: logger)
+        // The service loads the same keys at start and merges the configured ones.
+        var configuration = MonitorConfiguration(group: testGroup(20), instance: "keys")
+        configuration.keys = [MonitorDeviceKey(deviceID: "configured", key: key2)]
+        let service = MonitorService(configuration: configuration, logger: logger, database: database, kek: kek)
+        let task = Task { try await service.run() }
+        #expect(await eventually(5) { service.snapshot().keyCount == 2 })
+        task.cancel()
+        try await task.value
         await database.close()
         #expect(failures == 1)
         #expect(keyring.count == 1)
