@@ -86,8 +86,8 @@ let package = Package(
         .executableTarget(name: "gatehouse", dependencies: ["GatehouseCLI"], swiftSettings: strict),
         .executableTarget(
             name: "GatehouseBench",
-            dependencies: ["GatehouseTS", "GatehouseAnalysis", "GatehouseCrypto", "GatehouseEMM"],
-            path: "bench/GatehouseBench", swiftSettings: strict),
+            dependencies: ["GatehouseTS", "GatehouseAnalysis", "GatehouseCrypto", "GatehouseEMM", "GatehousePlayout"],
+            path: "bench/GatehouseBench", swiftSettings: strict + [.define("GATEHOUSE_PLAYOUT_BENCH")]),
 
         // MARK: Tests
         .target(name: "GatehouseTestSupport", dependencies: ["GatehouseCore", "GatehouseStore"], path: "Tests/GatehouseTestSupport",

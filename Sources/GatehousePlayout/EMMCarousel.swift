@@ -256,18 +256,41 @@ public struct EMMCarousel {
             }
         }
         guard allowEarly else { return nil }
-        let urgent = heaps[Priority.urgentRepeat.rawValue].top
-        let routine = heaps[Priority.repeat.rawValue].top
-        let chosen: (HeapEntry, Priority)
-        switch (urgent, routine) {
-        case (nil, nil): return nil
-        case (let u?, nil): chosen = (u, .urgentRepeat)
-        case (nil, let r?): chosen = (r, .repeat)
-        case (let u?, let r?): chosen = r < u ? (r, .repeat) : (u, .urgentRepeat)
+        while true {
+            let urgent = heaps[Priority.urgentRepeat.rawValue].top
+            let routine = heaps[Priority.repeat.rawValue].top
+            let chosen: (HeapEntry, Priority)
+            switch (urgent, routine) {
+            case (nil, nil): return nil
+            case (let u?, nil): chosen = (u, .urgentRepeat)
+            case (nil, let r?): chosen = (r, .repeat)
+            case (let u?, let r?): chosen = r < u ? (r, .repeat) : (u, .urgentRepeat)
+            }
+            let slot = Int(chosen.0.slot)
+            if expiresAts[slot] <= now {
+                // Withdrawn early (see `withdraw`): never fill with it.
+                heaps[chosen.1.rawValue].pop()
+                release(slot)
+                continue
+            }
+            guard lastSents[slot] == Int64.min || now - lastSents[slot] >= minimumEarlyRepeatSpacing else { return nil }
+            return Candidate(slot: slot, id: chosen.0.id, priority: chosen.1, isEarly: true)
         }
-        let slot = Int(chosen.0.slot)
-        guard lastSents[slot] == Int64.min || now - lastSents[slot] >= minimumEarlyRepeatSpacing else { return nil }
-        return Candidate(slot: slot, id: chosen.0.id, priority: chosen.1, isEarly: true)
+    }
+
+    /// Takes EMMs off air before their stored expiry: the worker shortens `expires_at`
+    /// when an entitlement is cancelled or merged, a key rotates or a device is revoked.
+    /// One pass over the slots (withdrawals are rare); the heaps drop them lazily.
+    /// - Returns: how many live EMMs were withdrawn.
+    @discardableResult
+    public mutating func withdraw(ids withdrawn: Set<Int64>, now: Int64) -> Int {
+        guard !withdrawn.isEmpty else { return 0 }
+        var count = 0
+        for slot in 0..<ids.count where lengths[slot] > 0 && withdrawn.contains(ids[slot]) && expiresAts[slot] > now {
+            expiresAts[slot] = now
+            count += 1
+        }
+        return count
     }
 
     /// The section bytes of a candidate (valid until the next mutating call).

@@ -23,6 +23,14 @@ public protocol PlayoutEMMSource: Sendable {
     func emms(ids: [Int64], now: Int64) async throws -> [CarouselEMM]
     /// Adds the counts to send_count and sets last_sent_at.
     func recordSends(_ records: [EMMSendRecord]) async throws
+    /// Ids whose `expires_at` falls in `(since, until]`: EMMs the worker withdrew early
+    /// (cancel, merge, key rotation, revocation) show up here, as do natural expiries.
+    func withdrawn(since: Int64, until: Int64) async throws -> [Int64]
+}
+
+extension PlayoutEMMSource {
+    /// Sources without withdrawals (tests, benchmarks) report none.
+    public func withdrawn(since: Int64, until: Int64) async throws -> [Int64] { [] }
 }
 
 /// The `emms` table of a Gatehouse database (SQLite or MariaDB), read by primary key pages.
@@ -85,6 +93,14 @@ public struct StoreEMMSource: PlayoutEMMSource {
     /// Rows updated per transaction: short transactions, so the write-back never holds
     /// SQLite's single write lock long enough to delay the API and the worker.
     static let updatesPerTransaction = 500
+
+    public func withdrawn(since: Int64, until: Int64) async throws -> [Int64] {
+        try await database.read { connection in
+            try connection.query(
+                "SELECT id FROM emms WHERE expires_at > ? AND expires_at <= ?", .int64(since), .int64(until)
+            ).map { try $0.int64("id") }
+        }
+    }
 
     public func recordSends(_ records: [EMMSendRecord]) async throws {
         for start in stride(from: 0, to: records.count, by: Self.updatesPerTransaction) {

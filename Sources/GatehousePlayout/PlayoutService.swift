@@ -116,6 +116,7 @@ public final class PlayoutService: Sendable {
         var loaded = 0
         var lastWriteBack = ContinuousClock.now
         var gaps = IDGaps()
+        var withdrawalsCheckedUntil = Self.wallMilliseconds()
         let pageSize = max(1, configuration.loadPageSize)
         while !Task.isCancelled && !shared.isStopped {
             do {
@@ -134,6 +135,12 @@ public final class PlayoutService: Sendable {
                     logger.info(
                         "playout initial load done", ["playout.emms": String(loaded), "emm.last_id": String(lastID)])
                 }
+                // Early withdrawals; the window reaches 5 s back so a worker transaction that
+                // commits late is still seen (withdrawing twice is harmless).
+                let wallNow = Self.wallMilliseconds()
+                let withdrawn = try await source.withdrawn(since: withdrawalsCheckedUntil - 5000, until: wallNow)
+                withdrawalsCheckedUntil = wallNow
+                if !withdrawn.isEmpty { shared.withdraw(withdrawn) }
                 let recheck = gaps.due(now: ContinuousClock.now)
                 if !recheck.isEmpty {
                     let found = try await source.emms(ids: recheck, now: Self.wallMilliseconds())
@@ -273,7 +280,15 @@ final class SendLoopShared: Sendable {
     var isStopped: Bool { stopped.load(ordering: .acquiring) }
     func stop() { stopped.store(true, ordering: .releasing) }
 
+    private let withdrawals = Mutex<[Int64]>([])
     func push(_ page: [CarouselEMM]) { inbox.withLock { $0.append(page) } }
+    func withdraw(_ ids: [Int64]) { withdrawals.withLock { $0.append(contentsOf: ids) } }
+    func takeWithdrawals() -> Set<Int64> {
+        withdrawals.withLock { ids in
+            defer { ids = [] }
+            return Set(ids)
+        }
+    }
     var pendingPages: Int { inbox.withLock { $0.count } }
     func takePage() -> [CarouselEMM]? {
         inbox.withLock { pages in pages.isEmpty ? nil : pages.removeFirst() }
@@ -372,6 +387,8 @@ final class SendLoop: @unchecked Sendable {
                 }
                 if PlayoutService.monotonicNanoseconds() - drainStart > 2_000_000 { break }
             }
+            let withdrawn = shared.takeWithdrawals()
+            if !withdrawn.isEmpty { carousel.withdraw(ids: withdrawn, now: PlayoutService.wallMilliseconds()) }
             let now = PlayoutService.monotonicNanoseconds()
             if now >= nextHousekeeping {
                 nextHousekeeping = now + 1_000_000_000

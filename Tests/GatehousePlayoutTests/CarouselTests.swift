@@ -61,6 +61,25 @@ struct CarouselTests {
         #expect(c.expiredCount == 1)
     }
 
+    @Test func withdrawnEMMsLeaveTheAirAtOnceEvenAsFill() {
+        var c = EMMCarousel(minimumEarlyRepeatSpacing: 0)
+        #expect(c.insert(emm(1, interval: 10_000), now: 0) == .scheduled)
+        #expect(c.insert(emm(2, interval: 10_000), now: 0) == .scheduled)
+        #expect(drain(&c, now: 0) == [1, 2])
+        // The worker cancelled the entitlement behind EMM 1.
+        #expect(c.withdraw(ids: [1, 99], now: 500) == 1)
+        var fill: [Int64] = []
+        for t in stride(from: Int64(600), to: 30_000, by: 300) {
+            if let next = c.peek(now: t, allowEarly: true) {
+                fill.append(next.id)
+                c.markSent(next, now: t)
+            }
+        }
+        #expect(!fill.isEmpty)
+        #expect(!fill.contains(1))
+        #expect(c.liveCount == 1)
+    }
+
     @Test func futureEMMIsHeldUntilDue() {
         var c = EMMCarousel()
         #expect(c.insert(emm(7, first: 5000, interval: 1000, expires: 20_000), now: 0) == .scheduled)

@@ -4,3 +4,4 @@ import Foundation
 let which = CommandLine.arguments.dropFirst().first ?? "all"
 if which == "demux" || which == "all" { runDemuxBenchmark() }
 if which == "emm" || which == "all" { runEMMBenchmark() }
+if which == "playout" || which == "all" { runPlayoutBenchmark() }
