@@ -80,14 +80,18 @@ let package = Package(
             name: "GatehouseCLI",
             dependencies: [
                 "GatehouseCore", "GatehouseTS", "GatehouseAnalysis", "GatehouseCrypto", "GatehouseEMM", "GatehouseStore",
-                "GatehouseHTTP", "GatehouseAPI", "GatehouseWorker", "GatehouseBus",
+                "GatehouseHTTP", "GatehouseAPI", "GatehouseWorker", "GatehouseBus", "GatehousePlayout", "GatehouseSTB",
+                "GatehouseMonitor",
             ],
             swiftSettings: strict),
         .executableTarget(name: "gatehouse", dependencies: ["GatehouseCLI"], swiftSettings: strict),
         .executableTarget(
             name: "GatehouseBench",
-            dependencies: ["GatehouseTS", "GatehouseAnalysis", "GatehouseCrypto", "GatehouseEMM", "GatehousePlayout"],
-            path: "bench/GatehouseBench", swiftSettings: strict + [.define("GATEHOUSE_PLAYOUT_BENCH")]),
+            dependencies: ["GatehouseTS", "GatehouseAnalysis", "GatehouseCrypto", "GatehouseEMM", "GatehousePlayout",
+                "GatehouseMonitor",
+            ],
+            path: "bench/GatehouseBench",
+            swiftSettings: strict + [.define("GATEHOUSE_PLAYOUT_BENCH"), .define("GATEHOUSE_BENCH_MONITOR")]),
 
         // MARK: Tests
         .target(name: "GatehouseTestSupport", dependencies: ["GatehouseCore", "GatehouseStore"], path: "Tests/GatehouseTestSupport",
@@ -120,7 +124,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "GatehouseMonitorTests",
-            dependencies: ["GatehouseMonitor", "GatehouseTS", "GatehouseEMM", "GatehouseTestSupport"],
+            dependencies: [
+                "GatehouseMonitor", "GatehouseTS", "GatehouseEMM", "GatehouseCrypto", "GatehouseStore", "GatehouseCore",
+                "GatehouseTestSupport",
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "GatehouseWorkerTests",

@@ -15,7 +15,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 APT_PACKAGES=(
     pkg-config libssl-dev libsqlite3-dev libmariadb-dev libmicrohttpd-dev librdkafka-dev
     libdvbpsi-dev tstools
-    mariadb-server prometheus-pushgateway
+    mariadb-server prometheus-pushgateway prometheus
     curl wrk openssl ca-certificates
 )
 
@@ -31,7 +31,7 @@ fi
 
 # Debian starts services it installs when it can; Gatehouse runs its own on private
 # ports, so stop the system-wide ones to keep loopback ports free and CPUs quiet.
-for svc in mariadb prometheus-pushgateway; do
+for svc in mariadb prometheus-pushgateway prometheus; do
     if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl stop "$svc" >/dev/null 2>&1 || true; fi
     if command -v service >/dev/null 2>&1; then $SUDO service "$svc" stop >/dev/null 2>&1 || true; fi
 done

@@ -14,11 +14,14 @@ public final class APIService: Sendable {
     let kek: KeyEncryptionKey
     let configuration: APIConfiguration
     let metrics: MetricsRegistry
+    /// Other registries served at `/metrics` too (the monitor's, in `serve`).
+    let extraMetrics: [MetricsRegistry]
     let logger: Logger
 
     public init(database: any SQLDatabase, kek: KeyEncryptionKey, configuration: APIConfiguration = APIConfiguration(),
-        metrics: MetricsRegistry, logger: Logger)
+        metrics: MetricsRegistry, extraMetrics: [MetricsRegistry] = [], logger: Logger)
     {
+        self.extraMetrics = extraMetrics
         self.database = database
         self.ledger = RequestLedger(database: database, configuration: configuration)
         self.kek = kek
@@ -32,8 +35,10 @@ public final class APIService: Sendable {
         var router = Router(authenticator: authenticator, logger: logger)
         router.add(.get, "/healthz", access: .public) { _ in .json(bytes: Array(#"{"status":"ok"}"#.utf8)) }
         router.add(.get, "/readyz", access: .public) { [self] _ in try await readiness() }
-        router.add(.get, "/metrics", access: .public) { [metrics] _ in
-            .text(metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        router.add(.get, "/metrics", access: .public) { [metrics, extraMetrics] _ in
+            .text(
+                ([metrics] + extraMetrics).map { $0.render() }.joined(),
+                contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         router.add(.get, "/openapi.json", access: .public) { _ in .json(bytes: Array(OpenAPIDocument.json.utf8)) }
 

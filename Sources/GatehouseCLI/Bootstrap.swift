@@ -33,11 +33,11 @@ struct Bootstrap: Sendable {
         try KeyEncryptionKey.load(path: settings.kekFile, createIfMissing: createIfMissing, logger: logger)
     }
 
-    func apiServer(kek: KeyEncryptionKey) async throws -> APIServer {
+    func apiServer(kek: KeyEncryptionKey, extraMetrics: [MetricsRegistry] = []) async throws -> APIServer {
         let http = try HTTPServerConfiguration.load(from: settings.source)
         let api = APIService(
             database: database, kek: kek, configuration: try APIConfiguration.load(from: settings.source),
-            metrics: metrics, logger: logger.with(label: "api"))
+            metrics: metrics, extraMetrics: extraMetrics, logger: logger.with(label: "api"))
         let tokens = try await StoredTokenAuthenticator(tokens: APITokens(database: database))
         return APIServer(service: api, httpConfiguration: http, tokens: tokens, logger: logger.with(label: "http"))
     }

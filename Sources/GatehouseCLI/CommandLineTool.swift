@@ -43,7 +43,7 @@ public struct UsageError: Error, CustomStringConvertible {
 /// The `gatehouse` command: finds the subcommand and runs it.
 public enum GatehouseCommand {
     public static let subcommands: [any Subcommand.Type] = [
-        ServeCommand.self, APICommand.self, WorkerCommand.self, AnalyzeCommand.self, MigrateCommand.self,
+        ServeCommand.self, APICommand.self, WorkerCommand.self, PlayoutCommand.self, MonitorCommand.self, STBCommand.self, AnalyzeCommand.self, MigrateCommand.self,
         KeygenCommand.self, TokenCommand.self,
     ]
 

@@ -98,12 +98,15 @@ public enum ServeCommand: Subcommand {
         try await makeFirstToken(boot, context: context)
         let bus = try boot.busSettings()
         let producer = try await boot.busProducer(bus)
-        var services: [any GatehouseService] = [
-            try await boot.apiServer(kek: kek),
+        let monitor = try boot.monitorService(kek: kek, producer: producer)
+        let services: [any GatehouseService] = [
+            try await boot.apiServer(kek: kek, extraMetrics: [monitor.metrics]),
             try boot.relayService(bus: bus, producer: producer),
             try await boot.workerService(bus: bus, producer: producer, kek: kek),
+            try boot.playoutService(),
+            monitor,
+            OnAirRecorder(monitor: monitor, database: boot.database, logger: boot.logger),
         ]
-        services.append(contentsOf: try await boot.broadcastServices(kek: kek))
         try await ServiceRunner(services: services, logger: boot.logger).run()
         await producer.close()
         await boot.database.close()

@@ -320,10 +320,20 @@ public final class MonitorService: Sendable {
                 ).increment()
                 logger.warning("monitor.keys.load_failed", ["error": "\(error)"])
             }
-            do {
-                try await Task.sleep(nanoseconds: UInt64(max(1, configuration.keysRefreshSeconds) * 1e9))
-            } catch { return }
+            // Wait for the refresh interval, but reload after one second already when EMMs
+            // for devices without a key appear (a device registered a moment ago).
+            let unknownAtLoad = unknownDeviceCount()
+            let started = ContinuousClock.now
+            let interval = Duration.milliseconds(Int(max(1, configuration.keysRefreshSeconds) * 1000))
+            while ContinuousClock.now - started < interval {
+                do { try await Task.sleep(for: .milliseconds(250)) } catch { return }
+                if ContinuousClock.now - started >= .seconds(1) && unknownDeviceCount() > unknownAtLoad { break }
+            }
         }
+    }
+
+    private func unknownDeviceCount() -> UInt64 {
+        core.withLock { $0.count(.unknownDevice) }
     }
 }
 

@@ -154,6 +154,8 @@ public struct EMMCarousel {
     private var arena: [UInt8] = []
     private var garbageBytes = 0
     private var heaps = [Heap](repeating: Heap(), count: 4)
+    /// Where the fill walk resumes (see `peek(now:allowEarly:)`).
+    private var fillCursor = 0
 
     /// Spacing below which an EMM is not repeated early (fill); see `peek`. Default 1000 ms.
     public var minimumEarlyRepeatSpacing: Int64
@@ -255,27 +257,21 @@ public struct EMMCarousel {
                 return Candidate(slot: slot, id: top.id, priority: Priority(rawValue: index) ?? .repeat, isEarly: false)
             }
         }
-        guard allowEarly else { return nil }
-        while true {
-            let urgent = heaps[Priority.urgentRepeat.rawValue].top
-            let routine = heaps[Priority.repeat.rawValue].top
-            let chosen: (HeapEntry, Priority)
-            switch (urgent, routine) {
-            case (nil, nil): return nil
-            case (let u?, nil): chosen = (u, .urgentRepeat)
-            case (nil, let r?): chosen = (r, .repeat)
-            case (let u?, let r?): chosen = r < u ? (r, .repeat) : (u, .urgentRepeat)
-            }
-            let slot = Int(chosen.0.slot)
-            if expiresAts[slot] <= now {
-                // Withdrawn early (see `withdraw`): never fill with it.
-                heaps[chosen.1.rawValue].pop()
-                release(slot)
-                continue
-            }
-            guard lastSents[slot] == Int64.min || now - lastSents[slot] >= minimumEarlyRepeatSpacing else { return nil }
-            return Candidate(slot: slot, id: chosen.0.id, priority: chosen.1, isEarly: true)
+        guard allowEarly, !ids.isEmpty else { return nil }
+        // Nothing is due: fill spare capacity by walking every live EMM in turn (a real
+        // carousel), so each is repeated as often as the bandwidth allows, not only the
+        // one due soonest. A bounded scan per call keeps the cost O(1).
+        var scanned = 0
+        while scanned < min(ids.count, 512) {
+            if fillCursor >= ids.count { fillCursor = 0 }
+            let slot = fillCursor
+            fillCursor += 1
+            scanned += 1
+            guard lengths[slot] > 0, sendCounts[slot] > 0, intervals[slot] > 0, expiresAts[slot] > now else { continue }
+            guard lastSents[slot] == Int64.min || now - lastSents[slot] >= minimumEarlyRepeatSpacing else { continue }
+            return Candidate(slot: slot, id: ids[slot], priority: urgents[slot] ? .urgentRepeat : .repeat, isEarly: true)
         }
+        return nil
     }
 
     /// Takes EMMs off air before their stored expiry: the worker shortens `expires_at`
@@ -308,6 +304,13 @@ public struct EMMCarousel {
     /// Records that the candidate just returned by `peek` was sent at `now` and schedules
     /// its next repetition (or drops it when it will not be repeated before it expires).
     public mutating func markSent(_ candidate: Candidate, now: Int64) {
+        if candidate.isEarly {
+            // An extra send to fill capacity: its scheduled repetition stays as it was.
+            guard lengths[candidate.slot] > 0 else { return }
+            sendCounts[candidate.slot] &+= 1
+            lastSents[candidate.slot] = now
+            return
+        }
         let index = candidate.priority.rawValue
         guard let top = heaps[index].top, Int(top.slot) == candidate.slot else { return }
         heaps[index].pop()

@@ -127,15 +127,24 @@ struct CarouselTests {
         #expect(c.liveCount == 0)
     }
 
-    @Test func earlyFillRespectsSpacingAndPrefersNearestRepeat() {
+    @Test func earlyFillWalksEveryLiveEMMInTurnAndRespectsSpacing() {
         var c = EMMCarousel(minimumEarlyRepeatSpacing: 500)
         #expect(c.insert(emm(1, interval: 10_000), now: 0) == .scheduled)
         #expect(c.insert(emm(2, interval: 3_000), now: 0) == .scheduled)
+        #expect(c.insert(emm(3, first: 50_000, interval: 3_000), now: 0) == .scheduled)  // not yet due: never filled
         #expect(drain(&c, now: 0) == [1, 2])
         #expect(c.peek(now: 100, allowEarly: true) == nil)  // both sent < 500 ms ago
-        let e = c.peek(now: 600, allowEarly: true)
-        #expect(e?.id == 2)
-        #expect(e?.isEarly == true)
+        var order: [Int64] = []
+        for t in [Int64(600), 700, 800, 1200, 1300] {
+            if let e = c.peek(now: t, allowEarly: true) {
+                #expect(e.isEarly)
+                order.append(e.id)
+                c.markSent(e, now: t)
+            }
+        }
+        // Both take turns; neither is sent again within 500 ms; the scheduled repeats stay due.
+        #expect(order == [1, 2, 1, 2])
+        #expect(drain(&c, now: 3_000) == [2])
     }
 
     @Test func sameOrderAfterRestartFromStoredCounts() {
