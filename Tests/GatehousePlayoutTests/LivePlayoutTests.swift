@@ -191,7 +191,8 @@ struct LivePlayoutTests {
 
         // Expired stops; the future one waits; the late one goes out within a second.
         let expiringTimes = emms.filter { $0.bytes == expiring.section }.map(capture.arrival(of:))
-        #expect(expiringTimes.count >= 2)
+        // On air while live (how often depends on when the service got going), never after.
+        #expect(expiringTimes.count >= 1)
         #expect((expiringTimes.max() ?? .max) <= t0 + 1000 + 100)
         let futureTimes = emms.filter { $0.bytes == future.section }.map(capture.arrival(of:))
         #expect((futureTimes.min() ?? 0) >= t0 + 1500 - 5)
