@@ -138,7 +138,10 @@ let package = Package(
         /// Runs the real `gatehouse` executable as separate processes (crash tests, modes).
         .testTarget(
             name: "GatehouseIntegrationTests",
-            dependencies: ["GatehouseStore", "GatehouseDomain", "GatehouseTestSupport"],
+            dependencies: [
+                "GatehouseStore", "GatehouseDomain", "GatehouseTestSupport", "GatehouseEMM", "GatehouseTS",
+                "GatehouseCrypto", "GatehouseMonitor",
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "GatehouseSTBTests",
