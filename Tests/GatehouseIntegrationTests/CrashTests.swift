@@ -33,17 +33,9 @@ struct CrashTests {
             "GATEHOUSE_LOG_LEVEL": "notice", "GATEHOUSE_RELAY_REPUBLISH_SECONDS": "5",
         ]
         if mode == .distributed {
-            guard let brokers = ProcessInfo.processInfo.environment["GATEHOUSE_TEST_KAFKA_BROKERS"] else {
-                Issue.record("GATEHOUSE_TEST_KAFKA_BROKERS is not set: run scripts/test.sh, or start a broker with scripts/kafka.sh")
-                return
-            }
-            let run = UUID().uuidString.prefix(8)
-            env["GATEHOUSE_BUS_URL"] = "kafka://\(brokers)"
-            env["GATEHOUSE_BUS_COMMANDS_TOPIC"] = "crash-\(run)"
-            env["GATEHOUSE_BUS_DLQ_TOPIC"] = "crash-\(run).dlq"
-            env["GATEHOUSE_BUS_GROUP"] = "crash-\(run)"
+            guard let kafka = try kafkaEnvironment(prefix: "crash") else { return }
+            env.merge(kafka) { $1 }
             env["GATEHOUSE_BUS_PARTITIONS"] = "3"
-            env["GATEHOUSE_KAFKA_OPTIONS"] = "session.timeout.ms=6000,heartbeat.interval.ms=500"
         }
         #expect(try GatehouseProcess.run(["keygen", "--kek", dir.path + "/kek.hex"], environment: env).status == 0)
         let created = try GatehouseProcess.run(["token", "create", "sms", "--scopes", "read,write,keys"], environment: env)
@@ -146,6 +138,23 @@ struct CrashTests {
         #expect(Set(rows.2).count == rows.2.count)
         #expect(Set(accepted.all.map(\.1)).isSubset(of: Set(rows.2)))
     }
+}
+
+/// Settings that point a stack at the test broker, on topics and a group of its own;
+/// nil (with a recorded issue saying how to start one) when no broker is configured.
+func kafkaEnvironment(prefix: String) throws -> [String: String]? {
+    guard let brokers = ProcessInfo.processInfo.environment["GATEHOUSE_TEST_KAFKA_BROKERS"] else {
+        Issue.record("GATEHOUSE_TEST_KAFKA_BROKERS is not set: run scripts/test.sh, or start a broker with scripts/kafka.sh")
+        return nil
+    }
+    let run = "\(prefix)-\(UUID().uuidString.prefix(8))"
+    return [
+        "GATEHOUSE_BUS_URL": "kafka://\(brokers)", "GATEHOUSE_BUS_COMMANDS_TOPIC": run,
+        "GATEHOUSE_BUS_DLQ_TOPIC": run + ".dlq", "GATEHOUSE_BUS_GROUP": run,
+        "GATEHOUSE_MONITOR_EVENTS_TOPIC": run + ".monitor",
+        // Fast rebalances when a test kills a consumer (tansu joins take about half of it).
+        "GATEHOUSE_KAFKA_OPTIONS": "session.timeout.ms=6000,heartbeat.interval.ms=500",
+    ]
 }
 
 /// A tiny client over URLSession for the crash tests.

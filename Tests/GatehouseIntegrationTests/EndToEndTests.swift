@@ -45,17 +45,8 @@ struct EndToEndTests {
             "GATEHOUSE_MONITOR_HTTP_ADDR": "127.0.0.1:\(monitorPort)",
         ]
         if mode == .distributed {
-            guard let brokers = ProcessInfo.processInfo.environment["GATEHOUSE_TEST_KAFKA_BROKERS"] else {
-                Issue.record("GATEHOUSE_TEST_KAFKA_BROKERS is not set: run scripts/test.sh, or start a broker with scripts/kafka.sh")
-                return
-            }
-            let run = UUID().uuidString.prefix(8)
-            env["GATEHOUSE_BUS_URL"] = "kafka://\(brokers)"
-            env["GATEHOUSE_BUS_COMMANDS_TOPIC"] = "e2e-\(run)"
-            env["GATEHOUSE_BUS_DLQ_TOPIC"] = "e2e-\(run).dlq"
-            env["GATEHOUSE_BUS_GROUP"] = "e2e-\(run)"
-            env["GATEHOUSE_MONITOR_EVENTS_TOPIC"] = "e2e-\(run).monitor"
-            env["GATEHOUSE_KAFKA_OPTIONS"] = "session.timeout.ms=6000,heartbeat.interval.ms=500"
+            guard let kafka = try kafkaEnvironment(prefix: "e2e") else { return }
+            env.merge(kafka) { $1 }
         }
         #expect(try GatehouseProcess.run(["keygen", "--kek", dir.path + "/kek.hex"], environment: env).status == 0)
         let token = try GatehouseProcess.run(["token", "create", "sms", "--scopes", "read,write,keys"], environment: env)
