@@ -39,8 +39,20 @@ if [ -z "${GATEHOUSE_TEST_PUSHGATEWAY_URL:-}" ]; then
     export GATEHOUSE_TEST_PUSHGATEWAY_URL="http://127.0.0.1:${PUSHGATEWAY_PORT}"
 fi
 
-swift test --skip-build "$@"
-# Property-based API run (schemathesis) against a live server: no 5xx, no schema violation.
-if [ $# -eq 0 ]; then
-    scripts/schemathesis.sh .build/debug/gatehouse
+if [ $# -gt 0 ]; then
+    swift test --skip-build "$@"
+    exit 0
 fi
+
+# The wall-clock playout tests (an EMM with a one-second life on air, a row committed during
+# the run on air within a second) get a `swift test` of their own. In the one parallel run, on
+# 2 cores, CPU-bound suites hold both threads of Swift's cooperative pool for seconds, the
+# playout's store poll runs late and those deadlines are missed (streamIsCorrectByteByByte took
+# 11-17 s there instead of 4 s, and failed in 3 runs out of 4). Both passes always run.
+LIVE_PLAYOUT='^GatehousePlayoutTests\.(LivePlayoutTests|OutOfOrderTests)/'
+status=0
+swift test --skip-build --skip "$LIVE_PLAYOUT" || status=$?
+swift test --skip-build --filter "$LIVE_PLAYOUT" || status=$?
+[ "$status" -eq 0 ] || exit "$status"
+# Property-based API run (schemathesis) against a live server: no 5xx, no schema violation.
+scripts/schemathesis.sh .build/debug/gatehouse
