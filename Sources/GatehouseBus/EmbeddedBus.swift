@@ -18,35 +18,42 @@ enum EmbeddedBusSQL {
         try connection.execute(insert, .text(topic))
     }
 
-    /// Appends one message to `topic` and returns its offset. Must run in a write transaction.
+    /// Appends messages to `topic`, in order, with consecutive offsets, and returns the last
+    /// offset. Must run in a write transaction.
     ///
-    /// Bumping `bus_topics.last_offset` first takes the topic's row lock until commit, so on
-    /// MariaDB concurrent publishers commit their offsets in order and a reader never sees
-    /// offset n+1 before n (an auto-increment id would leave such gaps). SQLite has one
-    /// writer anyway.
-    static func append(_ connection: any SQLConnection, topic: String, key: String, value: [UInt8], at now: Int64)
-        throws -> Int64
-    {
+    /// Bumping `bus_topics.last_offset` first (once, by the number of messages) takes the
+    /// topic's row lock until commit, so on MariaDB concurrent publishers commit their offsets
+    /// in order and a reader never sees offset n+1 before n (an auto-increment id would leave
+    /// such gaps). SQLite has one writer anyway.
+    static func append(
+        _ connection: any SQLConnection, topic: String, messages: ArraySlice<BusMessage>, at now: Int64
+    ) throws -> Int64 {
+        let count = Int64(messages.count)
+        precondition(count > 0, "append needs at least one message")
         var bumped = try connection.execute(
-            "UPDATE bus_topics SET last_offset = last_offset + 1 WHERE topic = ?", .text(topic)
+            "UPDATE bus_topics SET last_offset = last_offset + ? WHERE topic = ?", .int64(count), .text(topic)
         ).affectedRows
         if bumped == 0 {
             // Normally created beforehand (`createTopic`); this covers a row deleted since.
             try createTopic(connection, topic: topic)
             bumped = try connection.execute(
-                "UPDATE bus_topics SET last_offset = last_offset + 1 WHERE topic = ?", .text(topic)
+                "UPDATE bus_topics SET last_offset = last_offset + ? WHERE topic = ?", .int64(count), .text(topic)
             ).affectedRows
         }
         guard bumped == 1,
-            let offset = try connection.queryFirst("SELECT last_offset FROM bus_topics WHERE topic = ?", .text(topic))?
+            let last = try connection.queryFirst("SELECT last_offset FROM bus_topics WHERE topic = ?", .text(topic))?
                 .int64("last_offset")
         else {
             throw GatehouseError(.bus, "the embedded bus could not allocate an offset in topic \(topic)")
         }
-        try connection.execute(
-            "INSERT INTO bus_messages (topic, message_offset, partition_key, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-            .text(topic), .int64(offset), .text(key), .blob(value), .int64(now))
-        return offset
+        var offset = last - count + 1
+        for message in messages {
+            try connection.execute(
+                "INSERT INTO bus_messages (topic, message_offset, partition_key, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+                .text(topic), .int64(offset), .text(message.key), .blob(message.value), .int64(now))
+            offset += 1
+        }
+        return last
     }
 
     /// The offset a group resumes at (0 when it never committed).
@@ -107,10 +114,15 @@ public final class EmbeddedBusProducer: BusProducer {
         while true {
             do {
                 last = try await database.transaction { connection in
+                    // Runs of consecutive messages to one topic share one offset allocation.
                     var last: Int64 = -1
-                    for message in batch {
+                    var start = batch.startIndex
+                    while start < batch.endIndex {
+                        var end = start + 1
+                        while end < batch.endIndex, batch[end].topic == batch[start].topic { end += 1 }
                         last = try EmbeddedBusSQL.append(
-                            connection, topic: message.topic, key: message.key, value: message.value, at: now)
+                            connection, topic: batch[start].topic, messages: batch[start..<end], at: now)
+                        start = end
                     }
                     return last
                 }

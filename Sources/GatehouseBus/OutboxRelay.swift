@@ -157,9 +157,29 @@ public final class OutboxRelay: Sendable {
         let stamp = Self.milliseconds(now)
         let ids = rows.map(\.id)
         try await database.transaction { connection in
-            for id in ids {
-                try connection.execute("UPDATE outbox SET published_at = ? WHERE id = ?", .int64(stamp), .int64(id))
-            }
+            try Self.markPublished(connection, ids: ids, at: stamp)
+        }
+    }
+
+    /// Rows stamped per UPDATE statement when marking a batch.
+    static let markChunk = 64
+
+    /// Stamps `published_at` on `ids`, `markChunk` rows per statement (one round trip to
+    /// MariaDB instead of one per row). A short last chunk is padded by repeating its last
+    /// id, so there is one statement text (one prepared statement) for every batch size.
+    static func markPublished(_ connection: any SQLConnection, ids: [Int64], at stamp: Int64) throws {
+        let sql =
+            "UPDATE outbox SET published_at = ? WHERE id IN ("
+            + Array(repeating: "?", count: markChunk).joined(separator: ", ") + ")"
+        var start = 0
+        while start < ids.count {
+            let chunk = ids[start..<min(start + markChunk, ids.count)]
+            var parameters: [SQLValue] = [.int64(stamp)]
+            parameters.reserveCapacity(markChunk + 1)
+            for id in chunk { parameters.append(.int64(id)) }
+            while parameters.count < markChunk + 1 { parameters.append(.int64(chunk.last!)) }
+            try connection.execute(sql, parameters)
+            start += markChunk
         }
     }
 

@@ -15,6 +15,11 @@ public enum ApplyOutcome: Sendable, Equatable {
     case alreadyApplied
 }
 
+/// `applyBatch`: the command at `index` broke a rule; thrown to roll the batch back.
+struct BatchStop: Error {
+    var index: Int
+}
+
 /// A business rule said no. Rolled back, then recorded as the request's failure reason.
 struct RuleViolation: Error {
     var reason: String
@@ -74,6 +79,62 @@ public final class CommandApplier: Sendable {
             let outcome: ApplyOutcome = recorded ? .failed(reason: violation.reason) : .alreadyApplied
             log(command, outcome)
             return outcome
+        }
+    }
+
+    /// What `applyBatch` did.
+    public enum BatchOutcome: Sendable, Equatable {
+        /// Every command was applied (or found already applied) and committed together;
+        /// one outcome per command, in order.
+        case applied([ApplyOutcome])
+        /// The command at this index broke a business rule: the whole transaction rolled
+        /// back and nothing of the batch was stored. Apply the commands before it again
+        /// (as a batch) and that one alone with `apply`, which records the refusal.
+        case stopped(at: Int)
+    }
+
+    /// Applies several commands, in order, in one database transaction: each command's
+    /// request row is claimed in the same transaction as its effects, exactly as `apply`
+    /// does, so a redelivered batch (crash before the bus offsets were committed) changes
+    /// nothing. Fewer commits is what makes a backlog drain fast; the bus offsets must be
+    /// committed only after this returns `.applied`.
+    ///
+    /// Each command is applied with its own `now` (the time it is reached), as `apply` would.
+    /// - Throws: infrastructure failures (nothing was stored; the caller falls back to `apply`
+    ///   one command at a time, with its retries).
+    public func applyBatch(_ commands: [Command]) async throws -> BatchOutcome {
+        guard !commands.isEmpty else { return .applied([]) }
+        let kek = self.kek
+        let schedule = self.schedule
+        do {
+            let outcomes = try await database.transaction { connection in
+                var outcomes: [ApplyOutcome] = []
+                outcomes.reserveCapacity(commands.count)
+                for (index, command) in commands.enumerated() {
+                    guard try Self.claim(command, connection) else {
+                        outcomes.append(.alreadyApplied)
+                        continue
+                    }
+                    let now = ISO8601.nowMillis()
+                    let context = ApplyContext(
+                        connection: connection, command: command, now: now, kek: kek, schedule: schedule)
+                    let emms: Int
+                    do {
+                        emms = try context.run()
+                    } catch is RuleViolation {
+                        throw BatchStop(index: index)
+                    }
+                    try connection.execute(
+                        "UPDATE requests SET status = 'processed', processed_at = ?, reason = NULL WHERE request_id = ?",
+                        .int64(now), .text(command.requestID))
+                    outcomes.append(.processed(emms: emms))
+                }
+                return outcomes
+            }
+            for (command, outcome) in zip(commands, outcomes) { log(command, outcome) }
+            return .applied(outcomes)
+        } catch let stop as BatchStop {
+            return .stopped(at: stop.index)
         }
     }
 

@@ -19,7 +19,9 @@ public final class WorkerService: GatehouseService {
         public var maximumAttempts = 5
         /// Pause after a passing failure (database or bus unavailable). Default 1 s.
         public var retryBackoff: Duration = .seconds(1)
-        /// Records fetched per poll. Default 200.
+        /// Records fetched per poll, and the most commands applied in one database
+        /// transaction. Default 200 (`GATEHOUSE_WORKER_BATCH`); 1 applies one command per
+        /// transaction.
         public var batchSize = 200
         /// For crash tests only (`GATEHOUSE_FAULT_WORKER_CRASH_AFTER`): the process kills
         /// itself with SIGKILL right after its Nth database commit, before committing the
@@ -30,6 +32,7 @@ public final class WorkerService: GatehouseService {
         public init(_ source: ConfigSource) throws {
             self.init()
             maximumAttempts = try source.int("GATEHOUSE_WORKER_MAX_ATTEMPTS", default: 5, in: 1...1000)
+            batchSize = try source.int("GATEHOUSE_WORKER_BATCH", default: batchSize, in: 1...10_000)
             if source.string("GATEHOUSE_FAULT_WORKER_CRASH_AFTER") != nil {
                 crashAfterApplies = try source.int("GATEHOUSE_FAULT_WORKER_CRASH_AFTER", default: 0, in: 1...Int.max)
             }
@@ -71,10 +74,83 @@ public final class WorkerService: GatehouseService {
                 try? await Task.sleep(for: options.retryBackoff)
                 continue
             }
-            for record in records {
-                guard try await handle(record) else { return }
+            guard try await handleBatch(records) else { return }
+        }
+    }
+
+    /// Applies a polled batch: runs of decodable commands go through
+    /// `CommandApplier.applyBatch` (one database transaction each), then the bus offsets
+    /// of the run are committed, after the database commit. Anything unusual goes through
+    /// `handle` one record at a time, as before: an undecodable record (dead letter), a
+    /// command that breaks a rule (its refusal is recorded on its own; the commands before
+    /// it are applied as a batch again), an infrastructure failure (retries, dead letter).
+    /// - Returns: false when cancelled (uncommitted records are redelivered).
+    func handleBatch(_ records: [BusRecord]) async throws -> Bool {
+        var index = 0
+        var limit = options.batchSize
+        var aloneAt: Int?
+        while index < records.count {
+            if Task.isCancelled { return false }
+            var commands: [Command] = []
+            var end = index
+            if aloneAt != index {
+                while end < records.count, commands.count < limit, end != aloneAt,
+                    let command = try? Command.decode(records[end].value)
+                {
+                    commands.append(command)
+                    end += 1
+                }
+            }
+            limit = options.batchSize
+            if commands.count < 2 {
+                guard try await handle(records[index]) else { return false }
+                index += 1
+                continue
+            }
+            let started = ContinuousClock.now
+            let outcome: CommandApplier.BatchOutcome
+            do {
+                outcome = try await applier.applyBatch(commands)
+            } catch is CancellationError {
+                return false
+            } catch {
+                // Nothing was stored: the one-by-one path retries (and dead-letters if need be).
+                logger.warning("worker.batch_failed", [
+                    "request.id": commands[0].requestID, "batch.size": String(commands.count),
+                    "error": String(describing: error),
+                ])
+                guard try await handle(records[index]) else { return false }
+                index += 1
+                continue
+            }
+            switch outcome {
+            case .stopped(let at):
+                // Rolled back: the commands before `at` go again as a batch, then that one alone.
+                aloneAt = index + at
+                limit = at
+            case .applied(let outcomes):
+                let seconds = (ContinuousClock.now - started) / .seconds(1)
+                count(outcomes, seconds: seconds)
+                if let crashAfter = options.crashAfterApplies,
+                    applied.withLock({ $0 += outcomes.count; return $0 }) >= crashAfter
+                {
+                    logger.warning("worker.fault_injected_crash", ["request.id": commands[commands.count - 1].requestID])
+                    kill(getpid(), SIGKILL)
+                }
+                // After the database commit: the last record of each partition in the run.
+                var last: [String: BusRecord] = [:]
+                for record in records[index..<end] {
+                    let key = "\(record.topic)/\(record.partition)"
+                    if let seen = last[key], seen.offset > record.offset { continue }
+                    last[key] = record
+                }
+                for record in last.values.sorted(by: { $0.offset < $1.offset }) {
+                    guard try await commit(record) else { return false }
+                }
+                index = end
             }
         }
+        return true
     }
 
     /// Applies one record and commits it; false when cancelled before it could finish
@@ -150,6 +226,23 @@ public final class WorkerService: GatehouseService {
                 """, .int64(ISO8601.nowMillis()), .text("could not be applied; sent to the dead-letter topic"),
                 .text(requestID))
         }
+    }
+
+    /// One counter update per outcome kind for a batch (the series lookups are not free).
+    private func count(_ outcomes: [ApplyOutcome], seconds: Double) {
+        var tally: [String: Int] = [:]
+        for outcome in outcomes {
+            switch outcome {
+            case .processed: tally["processed", default: 0] += 1
+            case .failed: tally["failed", default: 0] += 1
+            case .alreadyApplied: tally["duplicate", default: 0] += 1
+            }
+        }
+        for (label, n) in tally {
+            metrics.counter("gatehouse_worker_commands_total", help: "Commands handled by the worker, by outcome",
+                labels: [("outcome", label)]).increment(by: Double(n))
+        }
+        metrics.counter("gatehouse_worker_apply_seconds_total", help: "Time spent applying commands").increment(by: seconds)
     }
 
     private func count(_ outcome: ApplyOutcome, seconds: Double) {

@@ -246,4 +246,46 @@ struct CommandApplierTests {
         }
         #expect(audits == 1)
     }
+
+    @Test(arguments: StoreKind.allCases)
+    func aBatchAppliesOnceAndRollsBackWholeAtARuleBreak(kind: StoreKind) async throws {
+        let h = try await Harness.make(kind)
+        defer { Task { await h.handle.close() } }
+        _ = try await h.register("box-7", try SymmetricKey.random())
+        let now = ISO8601.nowMillis()
+        func command(_ id: String, _ device: String, _ product: UInt16) async throws -> Command {
+            try await h.database.withConnection { connection in
+                try connection.execute(
+                    "INSERT INTO requests (request_id, kind, body_hash, status, accepted_at) VALUES (?, 'add_entitlement', '', 'accepted', ?)",
+                    .text(id), .int64(now))
+            }
+            return Command(requestID: id, actor: "test", acceptedAt: now, action: .addEntitlement(
+                AddEntitlementRequest(deviceID: device, productID: product, startsAt: now, endsAt: now + Self.day)))
+        }
+        let first = try await command("batch-1", "box-7", 1)
+        let second = try await command("batch-2", "box-7", 2)
+        // A duplicate inside the batch is seen as applied: the claim reads the batch's own writes.
+        #expect(try await h.applier.applyBatch([first, first, second])
+            == .applied([.processed(emms: 1), .alreadyApplied, .processed(emms: 1)]))
+        #expect(try await h.applier.applyBatch([first, second]) == .applied([.alreadyApplied, .alreadyApplied]))
+        #expect(try await h.emms("box-7").count == 2)
+
+        // A rule break rolls the whole batch back, the commands before it included.
+        let third = try await command("batch-3", "box-7", 3)
+        let refused = try await command("batch-4", "nobody", 4)
+        #expect(try await h.applier.applyBatch([third, refused]) == .stopped(at: 1))
+        #expect(try await h.requestStatus("batch-3").0 == "accepted")
+        #expect(try await h.emms("box-7").count == 2)
+        #expect(try await h.applier.applyBatch([third]) == .applied([.processed(emms: 1)]))
+        if case .failed = try await h.applier.apply(refused) {} else { Issue.record("the refusal was not recorded") }
+        #expect(try await h.requestStatus("batch-4").0 == "failed")
+        let audits = try await h.database.read {
+            try $0.queryFirst("SELECT COUNT(*) AS n FROM audit_log WHERE request_id LIKE 'batch-%'")!.int("n")
+        }
+        #expect(audits == 4)  // three activations, one refusal
+        let processedAt = try await h.database.read {
+            try $0.query("SELECT processed_at FROM requests WHERE request_id LIKE 'batch-%' AND processed_at IS NULL").count
+        }
+        #expect(processedAt == 0)
+    }
 }
