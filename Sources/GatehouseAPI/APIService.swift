@@ -34,7 +34,7 @@ public final class APIService: Sendable {
     public func makeRouter(authenticator: any TokenAuthenticator) -> Router {
         var router = Router(authenticator: authenticator, logger: logger)
         router.add(.get, "/healthz", access: .public) { _ in .json(bytes: Array(#"{"status":"ok"}"#.utf8)) }
-        router.add(.get, "/readyz", access: .public) { [self] _ in try await readiness() }
+        router.add(.get, "/readyz", access: .public) { [self] _ in try readiness() }
         router.add(.get, "/metrics", access: .public) { [metrics, extraMetrics] _ in
             .text(
                 ([metrics] + extraMetrics).map { $0.render() }.joined(),
@@ -45,7 +45,7 @@ public final class APIService: Sendable {
         router.add(.post, "/device_keys", access: .requires(.keys)) { [self] request in
             let body = try parseBody(request)
             let parsed = try validated { () throws(ValidationError) in try DeviceKeyRequest.parse(body) }
-            return try await acceptDeviceKey(request, deviceID: parsed.deviceID, clearKey: parsed.key, canonical: body)
+            return try acceptDeviceKey(request, deviceID: parsed.deviceID, clearKey: parsed.key, canonical: body)
         }
         router.add(.post, "/devices/{device_id}/key", access: .requires(.keys)) { [self] request in
             let deviceID = try pathDeviceID(request)
@@ -56,13 +56,13 @@ public final class APIService: Sendable {
                 return try Validate.hexKey(try reader.requiredString("key"))
             }
             body["device_id"] = .string(deviceID)
-            return try await acceptDeviceKey(request, deviceID: deviceID, clearKey: key, canonical: body)
+            return try acceptDeviceKey(request, deviceID: deviceID, clearKey: key, canonical: body)
         }
         router.add(.post, "/add_entitlement", access: .requires(.write)) { [self] request in
             let body = try parseBody(request)
             let now = ISO8601.nowMillis()
             let parsed = try validated { () throws(ValidationError) in try AddEntitlementRequest.parse(body, now: now) }
-            return try await accept(request, action: .addEntitlement(parsed), canonical: body, now: now)
+            return try accept(request, action: .addEntitlement(parsed), canonical: body, now: now)
         }
         router.add(.post, "/cancel_entitlement", access: .requires(.write)) { [self] request in
             let body = try parseBody(request)
@@ -74,7 +74,7 @@ public final class APIService: Sendable {
                     try Validate.productID(try reader.integer("product_id", in: Int64.min...Int64.max))
                 )
             }
-            return try await accept(
+            return try accept(
                 request, action: .cancelEntitlement(deviceID: deviceID, productID: productID), canonical: body,
                 now: ISO8601.nowMillis())
         }
@@ -88,7 +88,7 @@ public final class APIService: Sendable {
             let canonical: [String: JSONValue] = [
                 "device_id": .string(deviceID), "product_id": .number(Double(productID)), "op": .string("cancel"),
             ]
-            return try await accept(
+            return try accept(
                 request, action: .cancelEntitlement(deviceID: deviceID, productID: productID), canonical: canonical,
                 now: ISO8601.nowMillis())
         }
@@ -96,42 +96,42 @@ public final class APIService: Sendable {
             let body = try parseBody(request)
             let now = ISO8601.nowMillis()
             let parsed = try validated { () throws(ValidationError) in try OSMRequest.parse(body, now: now) }
-            return try await accept(request, action: .sendOSM(parsed), canonical: body, now: now)
+            return try accept(request, action: .sendOSM(parsed), canonical: body, now: now)
         }
         for (verb, status) in [("suspend", DeviceStatus.suspended), ("resume", .active), ("revoke", .revoked)] {
             router.add(.post, "/devices/{device_id}/\(verb)", access: .requires(.write)) { [self] request in
                 let deviceID = try pathDeviceID(request)
                 try rejectNonEmptyBody(request)
                 let canonical: [String: JSONValue] = ["device_id": .string(deviceID), "op": .string(verb)]
-                return try await accept(
+                return try accept(
                     request, action: .setDeviceStatus(deviceID: deviceID, status: status), canonical: canonical,
                     now: ISO8601.nowMillis())
             }
         }
 
         router.add(.get, "/requests/{request_id}", access: .requires(.read)) { [self] request in
-            try await requestStatus(request.pathParameters["request_id"] ?? "")
+            try requestStatus(request.pathParameters["request_id"] ?? "")
         }
-        router.add(.get, "/devices", access: .requires(.read)) { [self] request in try await listDevices(request) }
+        router.add(.get, "/devices", access: .requires(.read)) { [self] request in try listDevices(request) }
         router.add(.get, "/devices/{device_id}", access: .requires(.read)) { [self] request in
-            try await device(try pathDeviceID(request))
+            try device(try pathDeviceID(request))
         }
         router.add(.get, "/devices/{device_id}/key", access: .requires(.read)) { [self] request in
-            try await keyStatus(try pathDeviceID(request))
+            try keyStatus(try pathDeviceID(request))
         }
         router.add(.get, "/devices/{device_id}/entitlements", access: .requires(.read)) { [self] request in
-            try await entitlements(try pathDeviceID(request))
+            try entitlements(try pathDeviceID(request))
         }
-        router.add(.get, "/audit", access: .requires(.read)) { [self] request in try await auditLog(request, export: false) }
+        router.add(.get, "/audit", access: .requires(.read)) { [self] request in try auditLog(request, export: false) }
         router.add(.get, "/audit/export", access: .requires(.read)) { [self] request in
-            try await auditLog(request, export: true)
+            try auditLog(request, export: true)
         }
-        router.add(.get, "/osm", access: .requires(.read)) { [self] request in try await listOSM(request) }
+        router.add(.get, "/osm", access: .requires(.read)) { [self] request in try listOSM(request) }
         router.add(.get, "/osm/{id}", access: .requires(.read)) { [self] request in
             guard let id = Int64(request.pathParameters["id"] ?? ""), id > 0 else {
                 throw HTTPError.notFound("no on-screen message with this id")
             }
-            return try await osm(id)
+            return try osm(id)
         }
         return router
     }
@@ -139,7 +139,7 @@ public final class APIService: Sendable {
     // MARK: Writes
 
     private func acceptDeviceKey(_ request: HTTPRequest, deviceID: String, clearKey: [UInt8],
-        canonical: [String: JSONValue]) async throws -> HTTPResponse
+        canonical: [String: JSONValue]) throws -> HTTPResponse
     {
         var clear = clearKey
         defer { SecureMemory.zero(&clear) }
@@ -147,11 +147,11 @@ public final class APIService: Sendable {
         let wrapped = try kek.wrap(key)
         let action = Action.registerDeviceKey(
             deviceID: deviceID, wrappedKey: Data(wrapped), kcv: key.keyCheckValue, keyBits: key.byteCount * 8)
-        return try await accept(request, action: action, canonical: canonical, now: ISO8601.nowMillis())
+        return try accept(request, action: action, canonical: canonical, now: ISO8601.nowMillis())
     }
 
     private func accept(_ request: HTTPRequest, action: Action, canonical: [String: JSONValue], now: Millis)
-        async throws -> HTTPResponse
+        throws -> HTTPResponse
     {
         let actor = request.caller?.name ?? "anonymous"
         var idempotencyKey: String?
@@ -166,7 +166,7 @@ public final class APIService: Sendable {
         let digest = try kek.digest(request.method.rawValue + " " + request.path + "\n" + JSONValue.object(canonical).rendered)
         let command = Command(
             requestID: UUID().uuidString.lowercased(), actor: actor, acceptedAt: now, action: action)
-        let accepted = try await ledger.accept(command, idempotencyKey: idempotencyKey, bodyDigest: digest)
+        let accepted = try ledger.accept(command, idempotencyKey: idempotencyKey, bodyDigest: digest)
         metrics.counter(
             "gatehouse_api_requests_accepted_total", help: "Write requests durably accepted, by kind",
             labels: [("kind", command.kind)]
@@ -181,9 +181,9 @@ public final class APIService: Sendable {
 
     // MARK: Reads
 
-    private func readiness() async throws -> HTTPResponse {
+    private func readiness() throws -> HTTPResponse {
         do {
-            _ = try await database.read { try $0.queryFirst("SELECT 1 AS one") }
+            _ = try database.readBlocking { try $0.queryFirst("SELECT 1 AS one") }
             return .json(bytes: Array(#"{"status":"ready"}"#.utf8))
         } catch {
             logger.warning("api.not_ready", ["error": String(describing: error)])
@@ -191,9 +191,9 @@ public final class APIService: Sendable {
         }
     }
 
-    private func requestStatus(_ requestID: String) async throws -> HTTPResponse {
+    private func requestStatus(_ requestID: String) throws -> HTTPResponse {
         guard !requestID.isEmpty, requestID.utf8.count <= 64 else { throw HTTPError.notFound("no request with this id") }
-        let row = try await database.read { connection in
+        let row = try database.readBlocking { connection in
             try connection.queryFirst(
                 """
                 SELECT request_id, kind, status, reason, token_name, accepted_at, processed_at, on_air_at
@@ -230,11 +230,11 @@ public final class APIService: Sendable {
         ])
     }
 
-    private func listDevices(_ request: HTTPRequest) async throws -> HTTPResponse {
+    private func listDevices(_ request: HTTPRequest) throws -> HTTPResponse {
         let limit = try pageLimit(request)
         let after = request.query("after") ?? ""
         guard after.utf8.count <= 64 else { throw HTTPError.invalidInput("after is not a cursor of this list", field: "after") }
-        let rows = try await database.read { connection in
+        let rows = try database.readBlocking { connection in
             try connection.query(
                 Self.deviceColumns + " WHERE d.device_id > ? ORDER BY d.device_id LIMIT ?", .text(after),
                 .int64(Int64(limit + 1)))
@@ -245,16 +245,16 @@ public final class APIService: Sendable {
         return .json(bytes: Array(JSONValue.object(object).rendered.utf8))
     }
 
-    private func device(_ deviceID: String) async throws -> HTTPResponse {
-        let row = try await database.read { connection in
+    private func device(_ deviceID: String) throws -> HTTPResponse {
+        let row = try database.readBlocking { connection in
             try connection.queryFirst(Self.deviceColumns + " WHERE d.device_id = ?", .text(deviceID))
         }
         guard let row else { throw HTTPError.notFound("no device with this id") }
         return .json(bytes: Array(try deviceJSON(row).rendered.utf8))
     }
 
-    private func keyStatus(_ deviceID: String) async throws -> HTTPResponse {
-        let row = try await database.read { connection in
+    private func keyStatus(_ deviceID: String) throws -> HTTPResponse {
+        let row = try database.readBlocking { connection in
             try connection.queryFirst(
                 """
                 SELECT k.version, k.kcv, k.wrapped_key, k.created_at FROM devices d
@@ -275,8 +275,8 @@ public final class APIService: Sendable {
         return .json(bytes: Array(JSONValue.object(object).rendered.utf8))
     }
 
-    private func entitlements(_ deviceID: String) async throws -> HTTPResponse {
-        let (exists, rows) = try await database.read { connection in
+    private func entitlements(_ deviceID: String) throws -> HTTPResponse {
+        let (exists, rows) = try database.readBlocking { connection in
             let exists = try connection.queryFirst("SELECT 1 AS one FROM devices WHERE device_id = ?", .text(deviceID)) != nil
             let rows = try connection.query(
                 """
@@ -330,7 +330,7 @@ public final class APIService: Sendable {
         ])
     }
 
-    private func listOSM(_ request: HTTPRequest) async throws -> HTTPResponse {
+    private func listOSM(_ request: HTTPRequest) throws -> HTTPResponse {
         let limit = try pageLimit(request)
         var before = Int64.max
         if let after = request.query("after") {
@@ -343,7 +343,7 @@ public final class APIService: Sendable {
             try validated { () throws(ValidationError) in try Validate.deviceID(id) }
         }
         let cursor = before
-        let rows = try await database.read { connection in
+        let rows = try database.readBlocking { connection in
             if let deviceFilter {
                 return try connection.query(
                     Self.osmColumns + " WHERE id < ? AND (device_id = ? OR target_kind = 'all') ORDER BY id DESC LIMIT ?",
@@ -358,8 +358,8 @@ public final class APIService: Sendable {
         return .json(bytes: Array(JSONValue.object(object).rendered.utf8))
     }
 
-    private func osm(_ id: Int64) async throws -> HTTPResponse {
-        let row = try await database.read { connection in
+    private func osm(_ id: Int64) throws -> HTTPResponse {
+        let row = try database.readBlocking { connection in
             try connection.queryFirst(Self.osmColumns + " WHERE id = ?", .int64(id))
         }
         guard let row else { throw HTTPError.notFound("no on-screen message with this id") }
@@ -369,7 +369,7 @@ public final class APIService: Sendable {
     /// The append-only audit log: who asked for what, when, under which request. `/audit`
     /// pages newest first; `/audit/export` returns every matching entry oldest first as
     /// JSON lines (one object a line), what an auditor loads into a spreadsheet or archive.
-    private func auditLog(_ request: HTTPRequest, export: Bool) async throws -> HTTPResponse {
+    private func auditLog(_ request: HTTPRequest, export: Bool) throws -> HTTPResponse {
         var conditions: [String] = []
         var parameters: [SQLValue] = []
         if let device = request.query("device_id") {
@@ -394,7 +394,7 @@ public final class APIService: Sendable {
             + (export ? " ORDER BY id ASC LIMIT ?" : " ORDER BY id DESC LIMIT ?")
         parameters.append(.int64(Int64(limit + 1)))
         let bound = parameters
-        let rows = try await database.read { connection in try connection.query(sql, bound) }
+        let rows = try database.readBlocking { connection in try connection.query(sql, bound) }
         let entries: [JSONValue] = try rows.prefix(limit).map { row in
             .object([
                 "id": .number(Double(try row.int64("id"))),

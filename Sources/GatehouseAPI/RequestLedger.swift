@@ -29,15 +29,17 @@ public final class RequestLedger: Sendable {
     ///   - bodyDigest: a keyed digest of the canonical body, compared on replays.
     /// - Throws: `.conflict` when the key was used with another body; `.unavailable` when
     ///   the outbox backlog is over its limit; database errors.
-    public func accept(_ command: Command, idempotencyKey: String?, bodyDigest: String) async throws -> AcceptedRequest {
-        if let idempotencyKey, let earlier = try await lookup(idempotencyKey: idempotencyKey, bodyDigest: bodyDigest) {
+    /// - Important: blocking (see `SQLDatabase.transactionBlocking`): call it from
+    ///   libmicrohttpd's worker threads, never from an async context.
+    public func accept(_ command: Command, idempotencyKey: String?, bodyDigest: String) throws -> AcceptedRequest {
+        if let idempotencyKey, let earlier = try lookup(idempotencyKey: idempotencyKey, bodyDigest: bodyDigest) {
             return earlier
         }
-        try await checkBacklog()
+        try checkBacklog()
         let payload = try command.encoded()
         let response = #"{"request_id":"\#(command.requestID)","status":"accepted"}"#
         do {
-            try await database.transaction { connection in
+            try database.transactionBlocking { connection in
                 try connection.execute(
                     """
                     INSERT INTO requests (request_id, kind, idempotency_key, body_hash, token_name, status, accepted_at, response)
@@ -51,15 +53,15 @@ public final class RequestLedger: Sendable {
             }
         } catch let error as GatehouseError where error.code == .conflict && idempotencyKey != nil {
             // Two requests with one key raced; the other one won. Answer as a replay.
-            if let earlier = try await lookup(idempotencyKey: idempotencyKey!, bodyDigest: bodyDigest) { return earlier }
+            if let earlier = try lookup(idempotencyKey: idempotencyKey!, bodyDigest: bodyDigest) { return earlier }
             throw error
         }
         backlog.withLock { $0.count += 1 }
         return AcceptedRequest(requestID: command.requestID, isReplay: false)
     }
 
-    private func lookup(idempotencyKey: String, bodyDigest: String) async throws -> AcceptedRequest? {
-        let row = try await database.read { connection in
+    private func lookup(idempotencyKey: String, bodyDigest: String) throws -> AcceptedRequest? {
+        let row = try database.readBlocking { connection in
             try connection.queryFirst(
                 "SELECT request_id, body_hash FROM requests WHERE idempotency_key = ?", .text(idempotencyKey))
         }
@@ -73,12 +75,12 @@ public final class RequestLedger: Sendable {
 
     /// Refuses new work while the unpublished outbox is over the limit. The count is
     /// measured at most every 500 ms and kept up to date in between.
-    private func checkBacklog() async throws {
+    private func checkBacklog() throws {
         let now = DispatchTime.now().uptimeNanoseconds
         let (count, measuredAt) = backlog.withLock { ($0.count, $0.measuredAt) }
         var current = count
         if measuredAt == 0 || now - measuredAt > 500_000_000 {
-            current = try await unpublishedCount()
+            current = try unpublishedCount()
             backlog.withLock { $0 = (current, now) }
         }
         if current >= configuration.outboxBacklogLimit {
@@ -88,8 +90,8 @@ public final class RequestLedger: Sendable {
     }
 
     /// Accepted requests whose command has not left the outbox yet.
-    public func unpublishedCount() async throws -> Int {
-        try await database.read { connection in
+    public func unpublishedCount() throws -> Int {
+        try database.readBlocking { connection in
             try connection.queryFirst("SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL")?.int("n") ?? 0
         }
     }

@@ -43,15 +43,45 @@ final class ConnectionPool<Connection: PooledConnection>: Sendable {
     }
 
     private enum ReleaseAction {
-        case handOver(CheckedContinuation<Lease, any Error>)
+        case handOver(Waiter)
         case drop
         case keep
+    }
+
+    /// A borrower waiting for a connection: a suspended task, or a thread blocked in
+    /// `withConnectionBlocking`.
+    private enum Waiter: Sendable {
+        case task(CheckedContinuation<Lease, any Error>)
+        case thread(BlockedBorrower)
+
+        func resume(with result: Result<Lease, any Error>) {
+            switch self {
+            case .task(let continuation): continuation.resume(with: result)
+            case .thread(let borrower): borrower.resume(with: result)
+            }
+        }
+    }
+
+    /// A blocked thread's wait: the result is written before the semaphore is signalled
+    /// and read only after the wait returns, so the semaphore orders the two accesses
+    /// (hence `@unchecked Sendable`).
+    private final class BlockedBorrower: @unchecked Sendable {
+        private let semaphore = DispatchSemaphore(value: 0)
+        private var result: Result<Lease, any Error>?
+        func resume(with result: Result<Lease, any Error>) {
+            self.result = result
+            semaphore.signal()
+        }
+        func wait() throws -> Lease {
+            semaphore.wait()
+            return try result!.get()
+        }
     }
 
     private struct State {
         var idle: [PoolSlot<Connection>] = []
         var open = 0
-        var waiters: [CheckedContinuation<Lease, any Error>] = []
+        var waiters: [Waiter] = []
         var isClosed = false
     }
 
@@ -105,7 +135,7 @@ final class ConnectionPool<Connection: PooledConnection>: Sendable {
                     state.open += 1
                     return .resume(.create)
                 }
-                state.waiters.append(continuation)
+                state.waiters.append(.task(continuation))
                 return .wait
             }
             switch action {
@@ -132,13 +162,56 @@ final class ConnectionPool<Connection: PooledConnection>: Sendable {
 
     /// A slot we reserved could not be opened: free it, and let the next waiter try.
     private func creationFailed() {
-        let waiter: CheckedContinuation<Lease, any Error>? = state.withLock { state in
+        let waiter: Waiter? = state.withLock { state in
             state.open -= 1
             guard !state.waiters.isEmpty else { return nil }
             state.open += 1
             return state.waiters.removeFirst()
         }
-        waiter?.resume(returning: .create)
+        waiter?.resume(with: .success(.create))
+    }
+
+    /// Borrows a connection and runs `body` on the calling thread, under the connection's
+    /// queue (`sync` on an idle serial queue runs in place: no thread switch). For callers
+    /// on threads of their own (libmicrohttpd's workers), never the cooperative pool: it
+    /// blocks while all connections are busy.
+    func withConnectionBlocking<T>(_ body: (Connection) throws -> T) throws -> T {
+        let slot = try acquireBlocking()
+        defer { release(slot) }
+        return try slot.queue.sync { try body(slot.connection) }
+    }
+
+    private func acquireBlocking() throws -> PoolSlot<Connection> {
+        let borrower = BlockedBorrower()
+        let action: AcquireAction = state.withLock { state in
+            if state.isClosed { return .fail }
+            if let slot = state.idle.popLast() { return .resume(.ready(slot)) }
+            if state.open < maxSize {
+                state.open += 1
+                return .resume(.create)
+            }
+            state.waiters.append(.thread(borrower))
+            return .wait
+        }
+        let lease: Lease
+        switch action {
+        case .resume(let ready): lease = ready
+        case .fail: throw Self.closedError
+        case .wait: lease = try borrower.wait()
+        }
+        switch lease {
+        case .ready(let slot):
+            return slot
+        case .create:
+            let queue = makeQueue()
+            do {
+                let connection = try queue.sync { try factory() }
+                return PoolSlot(connection: connection, queue: queue)
+            } catch {
+                creationFailed()
+                throw error
+            }
+        }
     }
 
     private func release(_ slot: PoolSlot<Connection>) {
@@ -152,7 +225,7 @@ final class ConnectionPool<Connection: PooledConnection>: Sendable {
             return .keep
         }
         switch action {
-        case .handOver(let waiter): waiter.resume(returning: .ready(slot))
+        case .handOver(let waiter): waiter.resume(with: .success(.ready(slot)))
         case .drop: slot.queue.async { slot.connection.close() }
         case .keep: break
         }
@@ -170,7 +243,7 @@ final class ConnectionPool<Connection: PooledConnection>: Sendable {
             state.open -= idle.count
             return (idle, waiters)
         }
-        for waiter in waiters { waiter.resume(throwing: Self.closedError) }
+        for waiter in waiters { waiter.resume(with: .failure(Self.closedError)) }
         for slot in idle {
             _ = try? await runBlocking(on: slot.queue) { slot.connection.close() }
         }

@@ -57,6 +57,18 @@ public final class MariaDBDatabase: SQLDatabase {
         }
     }
 
+    public func transactionBlocking<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try pool.withConnectionBlocking { connection in
+            try connection.runTransaction(.write) { try body(connection) }
+        }
+    }
+
+    public func readBlocking<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try pool.withConnectionBlocking { connection in
+            try connection.runTransaction(.readOnly) { try body(connection) }
+        }
+    }
+
     public func close() async { await pool.close() }
 }
 

@@ -86,6 +86,14 @@ public protocol SQLDatabase: Sendable {
     /// reader connection, so reads do not wait for the writer.
     func read<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) throws -> T) async throws -> T
 
+    /// `transaction`, for callers on threads of their own that may block (libmicrohttpd's
+    /// workers): the closure runs on the calling thread, with no hop through the
+    /// cooperative pool. - Important: never call it from an async context.
+    func transactionBlocking<T>(_ body: (any SQLConnection) throws -> T) throws -> T
+
+    /// `read`, blocking; see `transactionBlocking`.
+    func readBlocking<T>(_ body: (any SQLConnection) throws -> T) throws -> T
+
     /// Closes idle connections and refuses new work; connections in use close when returned.
     func close() async
 }

@@ -94,6 +94,18 @@ public final class SQLiteDatabase: SQLDatabase {
         }
     }
 
+    public func transactionBlocking<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try writer.withConnectionBlocking { connection in
+            try connection.runTransaction(.write) { try body(connection) }
+        }
+    }
+
+    public func readBlocking<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try (readers ?? writer).withConnectionBlocking { connection in
+            try connection.runTransaction(.readOnly) { try body(connection) }
+        }
+    }
+
     /// Closes readers first, then the writer (whose close checkpoints the WAL into the file).
     public func close() async {
         await readers?.close()
