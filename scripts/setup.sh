@@ -39,6 +39,13 @@ for svc in mariadb prometheus-pushgateway prometheus; do
     if command -v service >/dev/null 2>&1; then $SUDO service "$svc" stop >/dev/null 2>&1 || true; fi
 done
 
+# The embedded defaults send and watch EMM multicast on the loopback interface, which
+# Linux brings up without the MULTICAST flag. (Not persistent across reboots: rerun, or
+# set it in your network configuration.)
+if ! ip link show lo | grep -q MULTICAST; then
+    $SUDO ip link set lo multicast on || echo "setup: could not enable multicast on lo; run: ip link set lo multicast on" >&2
+fi
+
 if ! command -v swift >/dev/null 2>&1; then
     if [ -x /opt/swift/usr/bin/swift ]; then export PATH="/opt/swift/usr/bin:$PATH"; else
         echo "setup: the Swift 6 toolchain is not on PATH (expected /opt/swift); install it first" >&2
