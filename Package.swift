@@ -79,7 +79,8 @@ let package = Package(
         .target(
             name: "GatehouseCLI",
             dependencies: [
-                "GatehouseCore", "GatehouseTS", "GatehouseAnalysis", "GatehouseCrypto", "GatehouseEMM", "GatehouseStore",
+                "GatehouseCore", "GatehouseDomain", "GatehouseTS", "GatehouseAnalysis", "GatehouseCrypto", "GatehouseEMM",
+                "GatehouseStore",
                 "GatehouseHTTP", "GatehouseAPI", "GatehouseWorker", "GatehouseBus", "GatehousePlayout", "GatehouseSTB",
                 "GatehouseMonitor",
             ],

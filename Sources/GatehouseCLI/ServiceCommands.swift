@@ -2,6 +2,7 @@ import Foundation
 import GatehouseAPI
 import GatehouseBus
 import GatehouseCore
+import GatehouseDomain
 import GatehouseStore
 import GatehouseWorker
 
@@ -119,13 +120,9 @@ public enum ServeCommand: Subcommand {
     static func makeFirstToken(_ boot: Bootstrap, context: CommandContext) async throws {
         let tokens = APITokens(database: boot.database)
         guard try await tokens.count() == 0 else { return }
-        let token = try await tokens.create(name: "admin", scopes: [.read, .write, .keys], now: ISO8601Now.millis())
+        let token = try await tokens.create(name: "admin", scopes: [.read, .write, .keys], now: ISO8601.nowMillis())
         let path = boot.settings.dataDirectory + "/admin.token"
         FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
         boot.logger.notice("api.admin_token_created", ["token.file": path])
     }
-}
-
-enum ISO8601Now {
-    static func millis() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
 }
