@@ -49,16 +49,17 @@ extension UnsafeMutableRawBufferPointer {
 }
 
 // `Array.withUnsafeBytes` is `rethrows`, which erases a typed error to `any Error`;
-// these keep `throws(E)` so the module's functions can promise `CryptoError`.
+// these keep `throws(E)` so functions can promise their own error type (`CryptoError`
+// here, `EMMError` in the EMM module, which uses these rather than a copy).
 extension Array where Element == UInt8 {
-    func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+    public func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         let result: Result<R, E> = withUnsafeBytes { raw in
             do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }
         }
         return try result.get()
     }
 
-    mutating func withMutableBytes<R, E: Error>(_ body: (UnsafeMutableRawBufferPointer) throws(E) -> R) throws(E)
+    public mutating func withMutableBytes<R, E: Error>(_ body: (UnsafeMutableRawBufferPointer) throws(E) -> R) throws(E)
         -> R
     {
         let result: Result<R, E> = withUnsafeMutableBytes { raw in

@@ -1,22 +1,7 @@
 // Typed-throws adapters over the standard library's `rethrows` buffer accessors, which
-// would otherwise erase `EMMError` to `any Error`.
-extension Array where Element == UInt8 {
-    func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        let result: Result<R, E> = withUnsafeBytes { raw in
-            do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }
-        }
-        return try result.get()
-    }
-
-    mutating func withMutableBytes<R, E: Error>(_ body: (UnsafeMutableRawBufferPointer) throws(E) -> R) throws(E)
-        -> R
-    {
-        let result: Result<R, E> = withUnsafeMutableBytes { raw in
-            do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }
-        }
-        return try result.get()
-    }
-}
+// would otherwise erase `EMMError` to `any Error`. The `Array` ones (`withBytes`,
+// `withMutableBytes`) come from GatehouseCrypto.
+import GatehouseCrypto
 
 func withTemporaryBytes<R, E: Error>(_ count: Int, _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R) throws(E)
     -> R
