@@ -43,8 +43,8 @@ struct Bootstrap: Sendable {
     }
 }
 
-/// Reads `--config` and the environment, for commands that take no other options.
-func loadSettings(_ arguments: [String], usage: String) throws -> (Settings, [String]) {
+/// Reads `--config` and the environment; returns the settings and the other arguments.
+func loadSettings(_ arguments: [String]) throws -> (Settings, [String]) {
     let (config, rest) = try extractConfigOption(arguments)
     return (try Settings.load(configFile: config), rest)
 }

@@ -98,7 +98,7 @@ public enum MonitorCommand: Subcommand {
         """
 
     public static func run(arguments: [String], context: CommandContext) async throws -> Int32 {
-        let (settings, rest) = try loadSettings(arguments, usage: usage)
+        let (settings, rest) = try loadSettings(arguments)
         let noStore = rest.contains("--no-store")
         guard rest.allSatisfy({ $0 == "--no-store" }) else { throw UsageError("unknown option \(rest[0])") }
         var logger = context.logger
@@ -146,7 +146,7 @@ public enum PlayoutCommand: Subcommand {
         """
 
     public static func run(arguments: [String], context: CommandContext) async throws -> Int32 {
-        let (settings, rest) = try loadSettings(arguments, usage: usage)
+        let (settings, rest) = try loadSettings(arguments)
         guard rest.isEmpty else { throw UsageError("unknown option \(rest[0])") }
         let boot = try await Bootstrap.make(settings, context: context)
         try await ServiceRunner(services: [try boot.playoutService()], logger: boot.logger).run()

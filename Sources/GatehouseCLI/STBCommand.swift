@@ -70,8 +70,7 @@ public enum STBCommand: Subcommand {
     }
 
     public static func run(arguments: [String], context: CommandContext) async throws -> Int32 {
-        let (config, rest) = try extractConfigOption(arguments)
-        let settings = try Settings.load(configFile: config)
+        let (settings, rest) = try loadSettings(arguments)
         let options = try parse(rest)
         guard let deviceID = options.deviceID else { throw UsageError("--device is required") }
         guard let keyHex = options.keyHex else { throw UsageError("--key or --key-file is required") }

@@ -64,7 +64,7 @@ public enum WorkerCommand: Subcommand {
         """
 
     public static func run(arguments: [String], context: CommandContext) async throws -> Int32 {
-        let (settings, rest) = try loadSettings(arguments, usage: usage)
+        let (settings, rest) = try loadSettings(arguments)
         let noRelay = rest.contains("--no-relay")
         guard rest.allSatisfy({ $0 == "--no-relay" }) else { throw UsageError("unknown option \(rest[0])") }
         let boot = try await Bootstrap.make(settings, context: context)
@@ -92,7 +92,7 @@ public enum ServeCommand: Subcommand {
         """
 
     public static func run(arguments: [String], context: CommandContext) async throws -> Int32 {
-        let (settings, rest) = try loadSettings(arguments, usage: usage)
+        let (settings, rest) = try loadSettings(arguments)
         guard rest.isEmpty else { throw UsageError("unknown option \(rest[0])") }
         let boot = try await Bootstrap.make(settings, context: context)
         let kek = try boot.kek(createIfMissing: true)

@@ -13,7 +13,7 @@ public enum MigrateCommand: Subcommand {
     public static let usage = "usage: gatehouse migrate [--config FILE] [--json]"
 
     public static func run(arguments: [String], context: CommandContext) async throws -> Int32 {
-        let (settings, rest) = try loadSettings(arguments, usage: usage)
+        let (settings, rest) = try loadSettings(arguments)
         let json = rest.contains("--json")
         guard rest.allSatisfy({ $0 == "--json" }) else { throw UsageError("unknown option \(rest[0])") }
         var logger = context.logger
@@ -95,7 +95,7 @@ public enum TokenCommand: Subcommand {
         """
 
     public static func run(arguments: [String], context: CommandContext) async throws -> Int32 {
-        let (settings, rest) = try loadSettings(arguments, usage: usage)
+        let (settings, rest) = try loadSettings(arguments)
         var positional: [String] = []
         var scopes: Set<Scope>?
         var json = false
@@ -166,7 +166,7 @@ public enum APICommand: Subcommand {
     public static let usage = "usage: gatehouse api [--config FILE]   (settings: GATEHOUSE_HTTP_ADDR, GATEHOUSE_DATABASE_URL, ...)"
 
     public static func run(arguments: [String], context: CommandContext) async throws -> Int32 {
-        let (settings, rest) = try loadSettings(arguments, usage: usage)
+        let (settings, rest) = try loadSettings(arguments)
         guard rest.isEmpty else { throw UsageError("unknown option \(rest[0])") }
         let boot = try await Bootstrap.make(settings, context: context)
         let server = try await boot.apiServer(kek: try boot.kek(createIfMissing: false))
