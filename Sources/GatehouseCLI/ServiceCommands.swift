@@ -120,9 +120,17 @@ public enum ServeCommand: Subcommand {
     static func makeFirstToken(_ boot: Bootstrap, context: CommandContext) async throws {
         let tokens = APITokens(database: boot.database)
         guard try await tokens.count() == 0 else { return }
-        let token = try await tokens.create(name: "admin", scopes: [.read, .write, .keys], now: ISO8601.nowMillis())
         let path = boot.settings.dataDirectory + "/admin.token"
-        FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        // Checked before the token exists: a token nobody can read would block the next start.
+        guard FileManager.default.isWritableFile(atPath: boot.settings.dataDirectory) else {
+            throw GatehouseError(.io, "cannot write \(path): check that the data directory is writable")
+        }
+        let token = try await tokens.create(name: "admin", scopes: [.read, .write, .keys], now: ISO8601.nowMillis())
+        guard FileManager.default.createFile(
+            atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        else {
+            throw GatehouseError(.io, "cannot write \(path); create a token with `gatehouse token create`")
+        }
         boot.logger.notice("api.admin_token_created", ["token.file": path])
     }
 }
