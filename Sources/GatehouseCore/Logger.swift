@@ -100,13 +100,16 @@ public struct Logger: Sendable {
         _ extra: @autoclosure () -> [String: String] = [:])
     {
         guard level >= minimumLevel else { return }
-        var object: [String: String] = metadata
-        for (key, value) in extra() { object[key] = value }
-        object["ts"] = Logger.timestamp()
-        object["level"] = level.description
-        object["label"] = label
-        object["msg"] = message()
-        sink.write(JSONLine.encode(object))
+        // Extra metadata wins over the logger's; the four head fields win over both.
+        var fields = extra()
+        for (key, value) in metadata where fields[key] == nil { fields[key] = value }
+        var line = JSONLine.Writer(capacity: 256)
+        line.field("ts", Logger.timestamp())
+        line.field("level", level.description)
+        line.field("label", label)
+        line.field("msg", message())
+        for key in fields.keys.sorted() where !JSONLine.headKeys.contains(key) { line.field(key, fields[key]!) }
+        sink.write(line.finish())
     }
 
     public func trace(_ m: @autoclosure () -> String, _ md: @autoclosure () -> [String: String] = [:]) {
@@ -128,6 +131,8 @@ public struct Logger: Sendable {
         log(.error, m(), md())
     }
 
+    /// Now as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC), written digit by digit: this runs for
+    /// every log line, including the access log of every HTTP request.
     static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
@@ -135,12 +140,29 @@ public struct Logger: Sendable {
         var parts = tm()
         gmtime_r(&seconds, &parts)
         let millis = Int(now.tv_nsec) / 1_000_000
-        func pad(_ v: Int32, _ w: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, w - s.count)) + s
+        var bytes = [UInt8](repeating: 0, count: 24)
+        func put(_ value: Int, at offset: Int, width: Int) {
+            var v = value
+            for i in stride(from: offset + width - 1, through: offset, by: -1) {
+                bytes[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            }
         }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
+        put(Int(parts.tm_year) + 1900, at: 0, width: 4)
+        bytes[4] = UInt8(ascii: "-")
+        put(Int(parts.tm_mon) + 1, at: 5, width: 2)
+        bytes[7] = UInt8(ascii: "-")
+        put(Int(parts.tm_mday), at: 8, width: 2)
+        bytes[10] = UInt8(ascii: "T")
+        put(Int(parts.tm_hour), at: 11, width: 2)
+        bytes[13] = UInt8(ascii: ":")
+        put(Int(parts.tm_min), at: 14, width: 2)
+        bytes[16] = UInt8(ascii: ":")
+        put(Int(parts.tm_sec), at: 17, width: 2)
+        bytes[19] = UInt8(ascii: ".")
+        put(millis, at: 20, width: 3)
+        bytes[23] = UInt8(ascii: "Z")
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
@@ -150,42 +172,75 @@ struct NullSink: LogSink {
 
 /// Minimal, allocation-light JSON encoding of a flat string map with stable key order.
 public enum JSONLine {
+    /// Keys written first, in this order; the rest follow sorted so lines are easy to diff.
+    static let headKeys: Set<String> = ["ts", "level", "label", "msg"]
+    private static let headOrder = ["ts", "level", "label", "msg"]
+
     public static func encode(_ object: [String: String]) -> String {
-        // ts, level, label, msg first; the rest sorted so lines are easy to diff.
-        let head = ["ts", "level", "label", "msg"]
-        var out = "{"
-        var first = true
-        func append(_ key: String, _ value: String) {
-            if !first { out += "," }
-            first = false
-            out += quote(key)
-            out += ":"
-            out += quote(value)
-        }
-        for key in head { if let value = object[key] { append(key, value) } }
-        for key in object.keys.sorted() where !head.contains(key) { append(key, object[key]!) }
-        out += "}"
-        return out
+        var line = Writer(capacity: 256)
+        for key in headOrder { if let value = object[key] { line.field(key, value) } }
+        for key in object.keys.sorted() where !headKeys.contains(key) { line.field(key, object[key]!) }
+        return line.finish()
     }
 
     /// A JSON string literal for `s`, escaping quotes, backslashes and control characters.
     public static func quote(_ s: String) -> String {
-        var out = "\""
+        var out: [UInt8] = []
         out.reserveCapacity(s.utf8.count + 2)
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
+        appendQuoted(s, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `s` as a JSON string literal. Runs of bytes that need no escape are copied
+    /// whole; only `"`, `\\` and bytes below 0x20 are escaped (UTF-8 passes through).
+    public static func appendQuoted(_ s: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var text = s
+        text.withUTF8 { bytes in
+            var runStart = 0
+            for index in 0..<bytes.count {
+                let byte = bytes[index]
+                guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 else { continue }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
+                runStart = index + 1
+                switch byte {
+                case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+                case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+                case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+                case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+                case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+                default:
+                    let digits = Array("0123456789abcdef".utf8)
+                    out.append(contentsOf: [
+                        UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                        digits[Int(byte >> 4)], digits[Int(byte & 0x0F)],
+                    ])
+                }
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count]))
         }
-        out += "\""
-        return out
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// Builds one flat JSON object field by field into a byte buffer.
+    struct Writer {
+        private var bytes: [UInt8]
+
+        init(capacity: Int) {
+            bytes = [UInt8(ascii: "{")]
+            bytes.reserveCapacity(capacity)
+        }
+
+        mutating func field(_ key: String, _ value: String) {
+            if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
+            JSONLine.appendQuoted(key, to: &bytes)
+            bytes.append(UInt8(ascii: ":"))
+            JSONLine.appendQuoted(value, to: &bytes)
+        }
+
+        mutating func finish() -> String {
+            bytes.append(UInt8(ascii: "}"))
+            return String(decoding: bytes, as: UTF8.self)
+        }
     }
 }
