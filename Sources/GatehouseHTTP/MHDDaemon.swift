@@ -280,7 +280,8 @@ private func mhdRequestCompleted(
     context.requestsInFlight.subtract(1, ordering: .relaxed)
 
     let elapsed = ContinuousClock.now - state.started
-    let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+    let microseconds = max(0, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)
+    let fraction = String(microseconds % 1000)
     let outcome: String =
         switch termination {
         case .REQUEST_TERMINATED_COMPLETED_OK: "ok"
@@ -295,7 +296,7 @@ private func mhdRequestCompleted(
         "http.method": state.method.isEmpty ? "-" : state.method,
         "http.path": state.pathForLog,
         "http.status": String(state.status),
-        "http.duration_ms": String(format: "%.3f", milliseconds),
+        "http.duration_ms": "\(microseconds / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction,
         "http.request_id": state.requestID.isEmpty ? "-" : state.requestID,
         "http.request_bytes": String(state.bodyBytesReceived),
         "http.response_bytes": String(state.responseBytes),

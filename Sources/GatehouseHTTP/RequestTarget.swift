@@ -15,7 +15,7 @@ struct RequestTarget: Sendable, Equatable {
         // Absolute form (`http://host/path`, RFC 9112 §3.2.2) is what proxies send; only
         // the path and query matter here.
         var raw = target[...]
-        if let schemeEnd = raw.range(of: "://"), !raw.hasPrefix("/") {
+        if raw.first != "/", let schemeEnd = raw.range(of: "://") {
             let afterAuthority = raw[schemeEnd.upperBound...]
             raw = afterAuthority.firstIndex(where: { $0 == "/" || $0 == "?" }).map { afterAuthority[$0...] } ?? "/"
         }

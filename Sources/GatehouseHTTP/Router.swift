@@ -153,10 +153,20 @@ public struct Router: Sendable {
     /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
     static func bearerToken(_ headers: HTTPHeaders) -> String? {
         guard let value = headers["Authorization"] else { return nil }
-        let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        let token = parts[1].trimmingCharacters(in: .whitespaces)
-        return token.isEmpty ? nil : token
+        // Byte-level: this runs for every authenticated request.
+        let bytes = Array(value.utf8)
+        let isBlank = { (byte: UInt8) in byte == 0x20 || byte == 0x09 }
+        var index = bytes.startIndex
+        while index < bytes.endIndex, isBlank(bytes[index]) { index += 1 }
+        let schemeStart = index
+        while index < bytes.endIndex, !isBlank(bytes[index]) { index += 1 }
+        guard HTTPHeaders.namesMatch(String(decoding: bytes[schemeStart..<index], as: UTF8.self), "bearer") else {
+            return nil
+        }
+        while index < bytes.endIndex, isBlank(bytes[index]) { index += 1 }
+        var end = bytes.endIndex
+        while end > index, isBlank(bytes[end - 1]) { end -= 1 }
+        return index < end ? String(decoding: bytes[index..<end], as: UTF8.self) : nil
     }
 
     private func match(_ route: Route, _ segments: [String]) -> [String: String]? {

@@ -59,6 +59,23 @@ struct HTTPUnitTests {
         #expect(response.status == .unauthorized)
     }
 
+    @Test(
+        "Authorization header forms: scheme case and blanks around the token",
+        arguments: [
+            ("Bearer \(TestTokens.reader)", HTTPStatus.ok), ("bearer \(TestTokens.reader)", .ok),
+            ("BEARER   \(TestTokens.reader)  ", .ok), ("  Bearer\t\(TestTokens.reader)", .ok),
+            ("Bearer", .unauthorized), ("Bearer   ", .unauthorized), ("Basic \(TestTokens.reader)", .unauthorized),
+            ("Bearerx \(TestTokens.reader)", .unauthorized), ("\(TestTokens.reader)", .unauthorized),
+            ("Bearer \(TestTokens.reader) extra", .unauthorized), ("", .unauthorized),
+        ])
+    func bearerForms(header: String, expected: HTTPStatus) {
+        var router = Router(authenticator: TestTokens.authenticator, logger: .disabled)
+        router.get("/secret", access: .requires(.read)) { _ in .text("yes") }
+        let response = router.respond(
+            to: HTTPRequest(method: .get, target: "/secret", headers: ["Authorization": header]))
+        #expect(response.status == expected, "\(header.debugDescription)")
+    }
+
     @Test("the one error mapping")
     func errorMapping() {
         func status(_ error: any Error) -> Int { HTTPError(mapping: error).status.code }
