@@ -13,14 +13,18 @@ public struct AcceptedRequest: Sendable, Equatable {
 
 /// Stores accepted requests: the `requests` row and its outbox entry in one
 /// transaction, so an acknowledged request is never lost and never half-stored.
+/// Requests accepted at the same moment on different HTTP threads share that
+/// transaction (`GroupCommit`): one commit for all of them, each answered after it.
 public final class RequestLedger: Sendable {
     let database: any SQLDatabase
     let configuration: APIConfiguration
+    let groupCommit: GroupCommit
     private let backlog = Mutex<(count: Int, measuredAt: UInt64)>((0, 0))
 
     public init(database: any SQLDatabase, configuration: APIConfiguration) {
         self.database = database
         self.configuration = configuration
+        self.groupCommit = GroupCommit(database: database)
     }
 
     /// Stores a command durably.
@@ -39,7 +43,7 @@ public final class RequestLedger: Sendable {
         let payload = try command.encoded()
         let response = #"{"request_id":"\#(command.requestID)","status":"accepted"}"#
         do {
-            try database.transactionBlocking { connection in
+            try groupCommit.run { connection in
                 try connection.execute(
                     """
                     INSERT INTO requests (request_id, kind, idempotency_key, body_hash, token_name, status, accepted_at, response)

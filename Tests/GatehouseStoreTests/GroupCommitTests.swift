@@ -1,0 +1,134 @@
+import Foundation
+import GatehouseCore
+import GatehouseStore
+import GatehouseTestSupport
+import Synchronization
+import Testing
+
+/// Group commit: callers queued behind a running transaction share the next one, every
+/// caller gets its own result, and one caller's failure is not another's.
+@Suite("Group commit", .serialized)
+struct GroupCommitTests {
+    /// Runs `work` on `count` new threads and waits for all of them.
+    private func onThreads(_ count: Int, _ work: @escaping @Sendable (Int) -> Void) async {
+        let group = DispatchGroup()
+        for index in 0..<count {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                work(index)
+            }
+        }
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                group.wait()
+                done.resume()
+            }
+        }
+    }
+
+    /// Waits (bounded) until `condition` holds; false when it never did.
+    private func eventually(_ condition: () -> Bool) async -> Bool {
+        for _ in 0..<1000 {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return condition()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func queuedCallersShareOneTransaction(kind: StoreKind) async throws {
+        let handle = try await TestDatabases.make(kind)
+        defer { Task { await handle.close() } }
+        let database = handle.database
+        try await database.withConnection {
+            try $0.execute("CREATE TABLE group_probe (id VARCHAR(32) PRIMARY KEY, n INTEGER)", [])
+        }
+        let committer = GroupCommit(database: database)
+        let release = DispatchSemaphore(value: 0)
+        let results = Mutex<[Int: Int64]>([:])
+        let followers = 20
+
+        // The first caller holds the writer until every follower has queued behind it.
+        let firstResult = Mutex<Int64?>(nil)
+        async let first: Void = onThreads(1) { _ in
+            let value = try? committer.run { connection -> Int64 in
+                try connection.execute("INSERT INTO group_probe (id, n) VALUES ('first', 0)", [])
+                release.wait()
+                return 42
+            }
+            firstResult.withLock { $0 = value }
+        }
+        #expect(await eventually { committer.statistics.transactions == 1 })
+        async let others: Void = onThreads(followers) { index in
+            let value = try? committer.run { connection -> Int64 in
+                try connection.execute(
+                    "INSERT INTO group_probe (id, n) VALUES (?, ?)", .text("f\(index)"), .int64(Int64(index)))
+                return try connection.queryFirst("SELECT n FROM group_probe WHERE id = ?", .text("f\(index)"))!
+                    .int64("n")
+            }
+            results.withLock { $0[index] = value }
+        }
+        #expect(await eventually { committer.waiting == followers })
+        release.signal()
+        await others
+        await first
+        #expect(firstResult.withLock { $0 } == 42)
+
+        #expect(results.withLock { $0 } == Dictionary(uniqueKeysWithValues: (0..<followers).map { ($0, Int64($0)) }))
+        #expect(committer.statistics.transactions == 2, "the followers shared one transaction")
+        #expect(committer.statistics.pieces == followers + 1)
+        let count = try await database.read { try $0.queryFirst("SELECT COUNT(*) AS n FROM group_probe")!.int("n") }
+        #expect(count == followers + 1)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aFailingCallerDoesNotFailItsBatch(kind: StoreKind) async throws {
+        let handle = try await TestDatabases.make(kind)
+        defer { Task { await handle.close() } }
+        let database = handle.database
+        try await database.withConnection {
+            try $0.execute("CREATE TABLE group_probe (id VARCHAR(32) PRIMARY KEY, n INTEGER)", [])
+            try $0.execute("INSERT INTO group_probe (id, n) VALUES ('taken', 1)", [])
+        }
+        let committer = GroupCommit(database: database)
+        let release = DispatchSemaphore(value: 0)
+        let outcomes = Mutex<[Int: String]>([:])
+        let followers = 6
+        async let first: Void = onThreads(1) { _ in
+            try? committer.run { connection in
+                try connection.execute("INSERT INTO group_probe (id, n) VALUES ('first', 0)", [])
+                release.wait()
+            }
+        }
+        #expect(await eventually { committer.statistics.transactions == 1 })
+        async let others: Void = onThreads(followers) { index in
+            do {
+                try committer.run { connection in
+                    // Follower 3 collides with an existing key; the others insert their own row.
+                    try connection.execute(
+                        "INSERT INTO group_probe (id, n) VALUES (?, ?)", .text(index == 3 ? "taken" : "f\(index)"),
+                        .int64(Int64(index)))
+                }
+                outcomes.withLock { $0[index] = "ok" }
+            } catch let error as GatehouseError {
+                outcomes.withLock { $0[index] = "\(error.code)" }
+            } catch {
+                outcomes.withLock { $0[index] = "other" }
+            }
+        }
+        #expect(await eventually { committer.waiting == followers })
+        release.signal()
+        await others
+        await first
+
+        var expected = Dictionary(uniqueKeysWithValues: (0..<followers).map { ($0, "ok") })
+        expected[3] = GatehouseError.Code.conflict.name
+        #expect(outcomes.withLock { $0 } == expected)
+        let rows = try await database.read { connection in
+            try connection.query("SELECT id FROM group_probe ORDER BY id").map { try $0.text("id") }
+        }
+        #expect(rows == ["f0", "f1", "f2", "f4", "f5", "first", "taken"])
+        #expect(try await database.read { try $0.queryFirst("SELECT n FROM group_probe WHERE id = 'taken'")!.int("n") } == 1)
+    }
+}
