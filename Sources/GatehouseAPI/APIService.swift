@@ -527,12 +527,19 @@ public final class APIService: Sendable {
 
     private func checkContentType(_ request: HTTPRequest) throws {
         // The media type before any parameters: application/json or a +json suffix type
-        // (application/jsonfoo or text/plain+json;x=y are not JSON).
-        if let header = request.headers["Content-Type"],
-            case let type = header.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0]
-                .trimmingCharacters(in: .whitespaces).lowercased(),
-            !(type == "application/json" || (type.hasPrefix("application/") && type.hasSuffix("+json")))
-        {
+        // (application/jsonfoo or text/plain+json;x=y are not JSON). Compared byte by byte:
+        // every write passes here.
+        guard let header = request.headers["Content-Type"] else { return }
+        var type = Array(header.utf8.prefix { $0 != UInt8(ascii: ";") })
+        while let last = type.last, last == 0x20 || last == 0x09 { type.removeLast() }
+        let start = type.firstIndex { $0 != 0x20 && $0 != 0x09 } ?? type.endIndex
+        type = type[start...].map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+        let application = Array("application/".utf8)
+        let isJSON =
+            type == Array("application/json".utf8)
+            || (type.starts(with: application) && type.count >= application.count + 5
+                && type.suffix(5).elementsEqual("+json".utf8))
+        if !isJSON {
             throw HTTPError(.unsupportedMediaType, code: .unsupportedMediaType, message: "send the body as application/json")
         }
     }

@@ -151,6 +151,12 @@ struct APITests {
             "POST", "/add_entitlement", token: stack.admin, body: nil,
             headers: ["Content-Type": "text/plain"])
         #expect(wrongType.status == 415)
+        for contentType in ["application/jsonfoo", "text/plain+json", "application/json-seq", "json"] {
+            let reply = try await stack.call(
+                "POST", "/add_entitlement", token: stack.admin, body: #"{"device_id":"d1","product_id":1}"#,
+                headers: ["Content-Type": contentType])
+            #expect(reply.status == 415, "\(contentType) -> \(reply.status)")
+        }
         #expect(try await stack.count("requests") == 0)
         #expect(try await stack.count("outbox") == 0)
     }
