@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseCore
+import Synchronization
 
 /// One HTTP request as the application sees it: fully received (the body is at most
 /// the configured limit), decoded, and tagged with the request id every response carries.
@@ -101,16 +102,30 @@ extension HTTPError {
 
 /// Request ids: what a client may send, and what we generate otherwise.
 public enum RequestID {
-    /// A new id: 32 lowercase hex digits from the system random generator.
+    /// A new id: 32 lowercase hex digits, a random per-process prefix then a counter.
+    /// Unique without a system call per request (it correlates log lines and responses;
+    /// it is not a secret).
     public static func generate() -> String {
+        let sequence = counter.add(1, ordering: .relaxed).newValue
+        var bytes = [UInt8](repeating: 0, count: 32)
+        writeHex(processPrefix, into: &bytes, at: 0)
+        writeHex(sequence, into: &bytes, at: 16)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static let processPrefix: UInt64 = {
         var generator = SystemRandomNumberGenerator()
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt64
-        func hex(_ value: UInt64) -> String {
-            let s = String(value, radix: 16)
-            return String(repeating: "0", count: 16 - s.count) + s
+        return generator.next()
+    }()
+    private static let counter = Atomic<UInt64>(0)
+
+    private static func writeHex(_ value: UInt64, into bytes: inout [UInt8], at offset: Int) {
+        let digits: StaticString = "0123456789abcdef"
+        var v = value
+        for index in stride(from: offset + 15, through: offset, by: -1) {
+            bytes[index] = digits.utf8Start[Int(v & 0xF)]
+            v >>= 4
         }
-        return hex(high) + hex(low)
     }
 
     /// Whether a client-sent id is safe to echo into headers and logs: 1 to 128 of

@@ -47,8 +47,8 @@ final class RequestState {
 
     /// The path without the query string (which may carry secrets), for the access log.
     var pathForLog: String {
-        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        return path.count > 512 ? String(path.prefix(512)) + "..." : String(path)
+        let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[..<$0] } ?? target[...]
+        return path.utf8.count > 512 ? String(path.prefix(512)) + "..." : String(path)
     }
 }
 

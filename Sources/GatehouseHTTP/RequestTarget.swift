@@ -19,30 +19,47 @@ struct RequestTarget: Sendable, Equatable {
             let afterAuthority = raw[schemeEnd.upperBound...]
             raw = afterAuthority.firstIndex(where: { $0 == "/" || $0 == "?" }).map { afterAuthority[$0...] } ?? "/"
         }
+        // Scanning UTF-8 bytes (the separators are ASCII) instead of Characters: this runs
+        // for every request.
+        // Fragments never reach a server, but a sloppy client may send one: it ends the
+        // target wherever it is (RFC 3986 §3.5), so `?` after `#` starts no query.
+        raw = Self.beforeFragment(raw)
         let query: Substring
         let path: Substring
-        if let mark = raw.firstIndex(of: "?") {
+        if let mark = raw.utf8.firstIndex(of: UInt8(ascii: "?")) {
             path = raw[..<mark]
-            query = raw[raw.index(after: mark)...]
+            query = raw[raw.utf8.index(after: mark)...]
         } else {
             path = raw[...]
             query = ""
         }
-        // Fragments never reach a server, but a sloppy client may send one.
-        let pathOnly = path.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let pathOnly = path
         rawPath = pathOnly.isEmpty ? "/" : String(pathOnly)
-        segments = pathOnly.split(separator: "/", omittingEmptySubsequences: true).map {
-            PercentDecoding.decode($0, plusIsSpace: false) ?? String($0)
+        segments = pathOnly.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).map {
+            let segment = Substring($0)
+            return PercentDecoding.decode(segment, plusIsSpace: false) ?? String(segment)
         }
         var items: [(name: String, value: String)] = []
-        let queryOnly = query.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        for pair in queryOnly.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = PercentDecoding.decode(parts[0], plusIsSpace: true) ?? String(parts[0])
-            let value = parts.count > 1 ? (PercentDecoding.decode(parts[1], plusIsSpace: true) ?? String(parts[1])) : ""
-            items.append((name, value))
+        for pairBytes in query.utf8.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let pair = Substring(pairBytes)
+            let name: Substring
+            let value: Substring?
+            if let equals = pair.utf8.firstIndex(of: UInt8(ascii: "=")) {
+                name = pair[..<equals]
+                value = pair[pair.utf8.index(after: equals)...]
+            } else {
+                name = pair
+                value = nil
+            }
+            let decodedName = PercentDecoding.decode(name, plusIsSpace: true) ?? String(name)
+            let decodedValue = value.map { PercentDecoding.decode($0, plusIsSpace: true) ?? String($0) } ?? ""
+            items.append((decodedName, decodedValue))
         }
         queryItems = items
+    }
+
+    private static func beforeFragment(_ text: Substring) -> Substring {
+        text.utf8.firstIndex(of: UInt8(ascii: "#")).map { text[..<$0] } ?? text
     }
 
     static func == (lhs: RequestTarget, rhs: RequestTarget) -> Bool {
@@ -56,10 +73,10 @@ enum PercentDecoding {
     /// Decodes `%HH` escapes (and `+` as a space when asked); nil when an escape is
     /// malformed or the bytes are not UTF-8, so the caller can keep the raw text.
     static func decode(_ text: Substring, plusIsSpace: Bool) -> String? {
-        let utf8 = Array(text.utf8)
-        guard utf8.contains(UInt8(ascii: "%")) || (plusIsSpace && utf8.contains(UInt8(ascii: "+"))) else {
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }) else {
             return String(text)
         }
+        let utf8 = Array(text.utf8)
         var out: [UInt8] = []
         out.reserveCapacity(utf8.count)
         var index = 0

@@ -171,6 +171,10 @@ public struct Router: Sendable {
 
     private func match(_ route: Route, _ segments: [String]) -> [String: String]? {
         guard route.segments.count == segments.count else { return nil }
+        // Literals first, so a route that does not match allocates nothing.
+        for (pattern, value) in zip(route.segments, segments) {
+            if case .literal(let literal) = pattern, literal != value { return nil }
+        }
         var parameters: [String: String] = [:]
         for (pattern, value) in zip(route.segments, segments) {
             switch pattern {

@@ -22,6 +22,12 @@ struct HTTPUnitTests {
         #expect(absolute.pathSegments == ["healthz"])
         #expect(absolute.query("x") == "1")
         #expect(HTTPRequest(method: .get, target: "/a?next=http://b/c").pathSegments == ["a"])
+        let fragment = HTTPRequest(method: .get, target: "//été/%C3%A9//b#frag/x?y=1")
+        #expect(fragment.path == "//été/%C3%A9//b")
+        #expect(fragment.pathSegments == ["été", "é", "b"])
+        #expect(fragment.queryItems.isEmpty)
+        let equals = HTTPRequest(method: .get, target: "/a?k=v=w&=x&e=&&z#k=no")
+        #expect(equals.queryItems.map { [$0.name, $0.value] } == [["k", "v=w"], ["", "x"], ["e", ""], ["z", ""]])
     }
 
     @Test("headers are case-insensitive")
