@@ -99,6 +99,10 @@ final class SQLiteConnection: TransactionalConnection, PooledConnection, @unchec
         } else {
             try connection.execute("PRAGMA query_only=ON", [])
         }
+        // Statement journals (an INSERT that may hit a unique key inside a larger
+        // transaction needs one) and sorts stay in memory: as temporary files they cost
+        // an open, an unlink and a close per statement.
+        try connection.execute("PRAGMA temp_store=MEMORY", [])
         // PRAGMAs run once: keep them out of the cache and the prepared-statement count.
         connection.cache.removeAll()
         connection.cacheOrder.removeAll()
