@@ -211,7 +211,7 @@ public final class APIService: Sendable {
             "processed_at": try time(row, "processed_at"),
             "on_air_at": try time(row, "on_air_at"),
         ]
-        return .json(bytes: Array(JSONValue.object(object).rendered.utf8))
+        return .json(bytes: JSONValue.object(object).renderedBytes)
     }
 
     private static let deviceColumns = """
@@ -242,7 +242,7 @@ public final class APIService: Sendable {
         let page = rows.prefix(limit)
         let next: JSONValue = rows.count > limit ? .string(try page.last!.text("device_id")) : .null
         let object: [String: JSONValue] = ["devices": .array(try page.map(deviceJSON)), "next": next]
-        return .json(bytes: Array(JSONValue.object(object).rendered.utf8))
+        return .json(bytes: JSONValue.object(object).renderedBytes)
     }
 
     private func device(_ deviceID: String) throws -> HTTPResponse {
@@ -250,7 +250,7 @@ public final class APIService: Sendable {
             try connection.queryFirst(Self.deviceColumns + " WHERE d.device_id = ?", .text(deviceID))
         }
         guard let row else { throw HTTPError.notFound("no device with this id") }
-        return .json(bytes: Array(try deviceJSON(row).rendered.utf8))
+        return .json(bytes: try deviceJSON(row).renderedBytes)
     }
 
     private func keyStatus(_ deviceID: String) throws -> HTTPResponse {
@@ -272,7 +272,7 @@ public final class APIService: Sendable {
             "key_bits": .number(Double(keyBits)),
             "created_at": .string(ISO8601.format(try row.int64("created_at"))),
         ]
-        return .json(bytes: Array(JSONValue.object(object).rendered.utf8))
+        return .json(bytes: JSONValue.object(object).renderedBytes)
     }
 
     private func entitlements(_ deviceID: String) throws -> HTTPResponse {
@@ -300,7 +300,7 @@ public final class APIService: Sendable {
             ])
         }
         let object: [String: JSONValue] = ["device_id": .string(deviceID), "entitlements": .array(items)]
-        return .json(bytes: Array(JSONValue.object(object).rendered.utf8))
+        return .json(bytes: JSONValue.object(object).renderedBytes)
     }
 
     private static let osmColumns = """
@@ -355,7 +355,7 @@ public final class APIService: Sendable {
         let page = rows.prefix(limit)
         let next: JSONValue = rows.count > limit ? .string(String(try page.last!.int64("id"))) : .null
         let object: [String: JSONValue] = ["messages": .array(try page.map(osmJSON)), "next": next]
-        return .json(bytes: Array(JSONValue.object(object).rendered.utf8))
+        return .json(bytes: JSONValue.object(object).renderedBytes)
     }
 
     private func osm(_ id: Int64) throws -> HTTPResponse {
@@ -363,7 +363,7 @@ public final class APIService: Sendable {
             try connection.queryFirst(Self.osmColumns + " WHERE id = ?", .int64(id))
         }
         guard let row else { throw HTTPError.notFound("no on-screen message with this id") }
-        return .json(bytes: Array(try osmJSON(row).rendered.utf8))
+        return .json(bytes: try osmJSON(row).renderedBytes)
     }
 
     /// The append-only audit log: who asked for what, when, under which request. `/audit`
@@ -417,7 +417,7 @@ public final class APIService: Sendable {
         if rows.count > limit, case .object(let last)? = entries.last, case .number(let id)? = last["id"] {
             next = .string(String(Int64(id)))
         }
-        return .json(bytes: Array(JSONValue.object(["entries": .array(entries), "next": next]).rendered.utf8))
+        return .json(bytes: JSONValue.object(["entries": .array(entries), "next": next]).renderedBytes)
     }
 
     // MARK: Helpers
@@ -447,57 +447,7 @@ public final class APIService: Sendable {
         try checkContentType(request)
         let object = try validated { () throws(ValidationError) in try JSONValue.parseObject(request.body) }
         try rejectOversizedNumbers(object, path: "")
-        if let key = Self.duplicateKey(in: request.body) {
-            throw HTTPError.invalidInput("\(key) appears more than once in one object", field: key)
-        }
         return object
-    }
-
-    /// The first key that occurs twice in one object of `bytes`, which must be valid JSON.
-    /// The decoder keeps the first value and most other parsers the last, so a body with a
-    /// duplicate key means different things to the caller's tooling and to us: refuse it.
-    static func duplicateKey(in bytes: [UInt8]) -> String? {
-        var stack: [Set<String>?] = []  // one entry per open object (its keys) or array (nil)
-        var expectingKey = false
-        var index = 0
-        while index < bytes.count {
-            switch bytes[index] {
-            case UInt8(ascii: "{"):
-                stack.append([])
-                expectingKey = true
-            case UInt8(ascii: "["):
-                stack.append(nil)
-            case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                _ = stack.popLast()
-                expectingKey = false
-            case UInt8(ascii: ","):
-                expectingKey = stack.last.map { $0 != nil } ?? false
-            case UInt8(ascii: "\""):
-                let start = index
-                var escaped = false
-                index += 1
-                while index < bytes.count, bytes[index] != UInt8(ascii: "\"") {
-                    if bytes[index] == UInt8(ascii: "\\") {
-                        escaped = true
-                        index += 1
-                    }
-                    index += 1
-                }
-                if expectingKey, !stack.isEmpty, index < bytes.count {
-                    let raw = bytes[start...index]
-                    let key =
-                        escaped
-                        ? (try? JSONDecoder().decode(String.self, from: Data(raw))) ?? ""
-                        : String(decoding: raw.dropFirst().dropLast(), as: UTF8.self)
-                    if stack[stack.count - 1]?.insert(key).inserted == false { return key }
-                    expectingKey = false
-                }
-            default:
-                break
-            }
-            index += 1
-        }
-        return nil
     }
 
     /// Refuses numbers whose magnitude reaches 2^63 before any field reader sees them: such a

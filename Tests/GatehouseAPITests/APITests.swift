@@ -141,6 +141,8 @@ struct APITests {
             ("/generate_osm", #"{"device_id":"d1","text":"x","kind":"popup"}"#, "kind"),
             ("/generate_osm", #"{"text":"x"}"#, "device_id"),
             ("/add_entitlement", "not json", "body"),
+            ("/add_entitlement", #"{"device_id":"d1","product_id":1,"product_id":2}"#, "product_id"),
+            ("/add_entitlement", #"{"device_id":"d1","product_id":1,}"#, "body"),
         ]
         for (path, body, field) in cases {
             let reply = try await stack.call("POST", path, token: stack.admin, body: body)
