@@ -28,6 +28,16 @@ public final class APIService: Sendable {
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
+        let ledger = self.ledger
+        let commits = metrics.counter(
+            "gatehouse_api_commits_total", help: "Write transactions that stored accepted requests (group commits)")
+        let committed = metrics.counter(
+            "gatehouse_api_committed_requests_total", help: "Accepted requests those transactions carried")
+        metrics.addCollector {
+            let statistics = ledger.groupCommit.statistics
+            commits.set(Double(statistics.transactions))
+            committed.set(Double(statistics.pieces))
+        }
     }
 
     /// Every route of the API, with the scope each one requires.
@@ -165,7 +175,7 @@ public final class APIService: Sendable {
         }
         let digest = try kek.digest(request.method.rawValue + " " + request.path + "\n" + JSONValue.object(canonical).rendered)
         let command = Command(
-            requestID: UUID().uuidString.lowercased(), actor: actor, acceptedAt: now, action: action)
+            requestID: RequestIdentifier.make(now: now), actor: actor, acceptedAt: now, action: action)
         let accepted = try ledger.accept(command, idempotencyKey: idempotencyKey, bodyDigest: digest)
         metrics.counter(
             "gatehouse_api_requests_accepted_total", help: "Write requests durably accepted, by kind",

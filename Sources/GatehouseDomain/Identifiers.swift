@@ -187,3 +187,33 @@ public enum ISO8601 {
         return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
     }
 }
+
+/// Request ids: UUID version 7 (RFC 9562), lowercase.
+///
+/// The first 48 bits are the Unix time in milliseconds, the other 74 free bits random, so
+/// ids are unique and unguessable like version 4, but consecutive requests land next to
+/// each other in the `requests` primary key (SQLite's index, InnoDB's clustered index)
+/// instead of on a random page each: fewer pages written per commit.
+public enum RequestIdentifier {
+    public static func make(now: Millis) -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = [UInt8](repeating: 0, count: 16)
+        let timestamp = UInt64(max(0, now)) & 0xFFFF_FFFF_FFFF
+        for index in 0..<6 { bytes[index] = UInt8(truncatingIfNeeded: timestamp >> (40 - 8 * UInt64(index))) }
+        let high: UInt64 = generator.next()
+        let low: UInt64 = generator.next()
+        for index in 6..<8 { bytes[index] = UInt8(truncatingIfNeeded: high >> (8 * UInt64(index - 6))) }
+        for index in 8..<16 { bytes[index] = UInt8(truncatingIfNeeded: low >> (8 * UInt64(index - 8))) }
+        bytes[6] = 0x70 | (bytes[6] & 0x0F)  // version 7
+        bytes[8] = 0x80 | (bytes[8] & 0x3F)  // variant 10
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(36)
+        for (index, byte) in bytes.enumerated() {
+            if index == 4 || index == 6 || index == 8 || index == 10 { text.append(UInt8(ascii: "-")) }
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}

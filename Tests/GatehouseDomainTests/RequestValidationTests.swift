@@ -141,3 +141,22 @@ struct RequestValidationTests {
         #expect(osmAll.partitionKey == "*")
     }
 }
+
+@Suite("Request ids")
+struct RequestIdentifierTests {
+    @Test func versionSevenUUIDsCarryTheTimeAndSortByIt() throws {
+        let now: Millis = 1_796_300_000_123
+        let id = RequestIdentifier.make(now: now)
+        #expect(id.wholeMatch(of: /[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}/) != nil, "\(id)")
+        // Foundation reads it as a UUID, and the first 48 bits are the milliseconds.
+        let uuid = try #require(UUID(uuidString: id))
+        let bytes = withUnsafeBytes(of: uuid.uuid) { Array($0) }
+        #expect(bytes[0..<6].reduce(UInt64(0)) { $0 << 8 | UInt64($1) } == UInt64(now))
+        #expect(bytes[6] >> 4 == 7)
+        #expect(bytes[8] >> 6 == 0b10)
+        // Later milliseconds sort later; ids in one millisecond still differ.
+        #expect(RequestIdentifier.make(now: now + 1) > id)
+        let sameMillisecond = Set((0..<10_000).map { _ in RequestIdentifier.make(now: now) })
+        #expect(sameMillisecond.count == 10_000)
+    }
+}
