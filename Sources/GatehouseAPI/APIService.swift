@@ -181,12 +181,15 @@ public final class APIService: Sendable {
             "gatehouse_api_requests_accepted_total", help: "Write requests durably accepted, by kind",
             labels: [("kind", command.kind)]
         ).increment()
-        logger.info(
-            "api.request_accepted",
-            ["request.id": accepted.requestID, "request.kind": command.kind, "request.actor": actor,
-             "request.replay": String(accepted.isReplay), "device.id": command.partitionKey])
         let body = #"{"request_id":"\#(accepted.requestID)","status":"accepted"}"#
-        return .json(status: .accepted, bytes: Array(body.utf8), headers: ["Location": "/requests/\(accepted.requestID)"])
+        var response = HTTPResponse.json(
+            status: .accepted, bytes: Array(body.utf8), headers: ["Location": "/requests/\(accepted.requestID)"])
+        // On the request's access-log line: one line per write, not two.
+        response.accessLog = [
+            "request.id": accepted.requestID, "request.kind": command.kind, "request.actor": actor,
+            "request.replay": String(accepted.isReplay), "device.id": command.partitionKey,
+        ]
+        return response
     }
 
     // MARK: Reads

@@ -7,6 +7,10 @@ public struct HTTPResponse: Sendable, Equatable {
     public var status: HTTPStatus
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// Fields added to this request's access-log line (`http.request`), so a handler can
+    /// record what it did (the request id it accepted) without a log line of its own.
+    /// Never put secrets here.
+    public var accessLog: [String: String] = [:]
 
     public init(status: HTTPStatus = .ok, headers: HTTPHeaders = [:], body: [UInt8] = []) {
         self.status = status

@@ -42,6 +42,7 @@ final class RequestState {
     var isTooLarge = false
     var status = 0
     var responseBytes = 0
+    var accessLog: [String: String] = [:]
 
     init(target: String) { self.target = target }
 
@@ -303,6 +304,7 @@ private func mhdRequestCompleted(
         "http.outcome": outcome,
     ]
     if let remote = state.remoteAddress { metadata["http.remote"] = remote }
+    for (key, value) in state.accessLog where metadata[key] == nil { metadata[key] = value }
     context.logger.info("http.request", metadata)
 }
 
@@ -363,6 +365,7 @@ private func queue(
     }
     state.status = response.status.code
     state.responseBytes = size
+    state.accessLog = response.accessLog
     return MHD_queue_response(connection, UInt32(clamping: response.status.code), mhdResponse)
 }
 

@@ -51,6 +51,20 @@ struct APITests {
             "POST", "/add_entitlement", token: stack.writer,
             body: #"{"device_id":"STB-1","product_id":42,"start_time":"2026-01-01T00:00:00Z","end_time":"2099-01-01T00:00:00Z"}"#)
         #expect(grant.status == 202)
+        // The write's access-log line names the request it accepted (one line per write).
+        let grantID = try #require(grant.string("request_id"))
+        var accessLine: [String: String]?
+        for _ in 0..<200 where accessLine == nil {
+            accessLine = stack.logs.lines.lazy
+                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+                .first { $0["msg"] == "http.request" && $0["request.id"] == grantID }
+            if accessLine == nil { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(accessLine?["http.status"] == "202")
+        #expect(accessLine?["request.kind"] == "add_entitlement")
+        #expect(accessLine?["request.actor"] == "sms")
+        #expect(accessLine?["device.id"] == "STB-1")
+        #expect(!stack.logs.lines.contains { $0.contains("api.request_accepted") })
         let osm = try await stack.call(
             "POST", "/generate_osm", token: stack.writer,
             body: #"{"device_id":"STB-1","kind":"mailbox","text":"Welcome","priority":3}"#)
