@@ -5,7 +5,9 @@ import GatehouseTS
 /// (header, ciphertext, tag, CRC-32), ready for the TS packetizer.
 ///
 /// It keeps one AES-GCM context for its key, so sealing costs one nonce set-up and
-/// one pass over ~20–80 bytes; make one per (device key, task) and reuse it.
+/// one pass over ~20–80 bytes; make one per (device key, task) and reuse it. Salts come
+/// from a `NonceSaltPool`: its own small one, or one shared by many sealers (the worker
+/// keeps a sealer per device key and one pool for all of them).
 ///
 /// Nonce: `sequenceNumber (8 bytes, big-endian) ‖ nonceSalt (4 random bytes)`; the
 /// salt is in the header, the sequence number too, so the nonce is never sent twice.
@@ -18,14 +20,25 @@ public final class EMMSealer {
     public let keyVersion: UInt16
     public let tableIDs: EMMTableIDs
     private let cipher: AESGCMCipher
-    /// Random salts drawn 256 at a time: one `RAND_bytes` call per 256 EMMs.
-    private var salts = [UInt8](repeating: 0, count: 1024)
-    private var saltIndex = 1024
+    private let salts: NonceSaltPool
 
+    /// A sealer with a pool of its own (64 salts per `RAND_bytes` call, drawn on first use).
     /// - Throws: `EMMError.crypto` when libcrypto cannot set up the key.
-    public init(key: SymmetricKey, keyVersion: UInt16, tableIDs: EMMTableIDs = .standard) throws(EMMError) {
+    public convenience init(key: SymmetricKey, keyVersion: UInt16, tableIDs: EMMTableIDs = .standard)
+        throws(EMMError)
+    {
+        try self.init(key: key, keyVersion: keyVersion, tableIDs: tableIDs, saltPool: NonceSaltPool(capacity: 64))
+    }
+
+    /// A sealer drawing its salts from `saltPool`, which other sealers may share (all of
+    /// them used by one task or under one lock: neither is `Sendable`).
+    /// - Throws: `EMMError.crypto` when libcrypto cannot set up the key.
+    public init(key: SymmetricKey, keyVersion: UInt16, tableIDs: EMMTableIDs = .standard, saltPool: NonceSaltPool)
+        throws(EMMError)
+    {
         self.keyVersion = keyVersion
         self.tableIDs = tableIDs
+        self.salts = saltPool
         do { cipher = try AESGCMCipher(key: key) } catch { throw .crypto(error) }
     }
 
@@ -54,7 +67,7 @@ public final class EMMSealer {
             throw .invalidField("EMM of \(total) bytes does not fit one section")
         }
         let salt: UInt32
-        if let nonceSalt { salt = nonceSalt } else { salt = try nextSalt() }
+        if let nonceSalt { salt = nonceSalt } else { salt = try salts.next() }
         let start = out.count
         out.append(contentsOf: repeatElement(0, count: total))
         let cipher = self.cipher
@@ -102,17 +115,6 @@ public final class EMMSealer {
             s.put32(crc, at: total - EMMLayout.crcSize)
         }
         didFail = false
-    }
-
-    private func nextSalt() throws(EMMError) -> UInt32 {
-        if saltIndex == salts.count {
-            do throws(CryptoError) {
-                try salts.withMutableBytes { (raw) throws(CryptoError) in try SecureRandom.fill(raw) }
-            } catch { throw .crypto(error) }
-            saltIndex = 0
-        }
-        defer { saltIndex += 4 }
-        return salts.withUnsafeBytes { $0.be32(saltIndex) }
     }
 }
 
