@@ -10,6 +10,10 @@ import GatehouseStore
 /// A crash between publishing and marking publishes those rows again on restart:
 /// delivery is at-least-once, and the worker is idempotent by request id.
 ///
+/// When the bus is the embedded one in the relay's own database, publishing and marking
+/// are one transaction instead (the bus rows are appended and the outbox rows stamped
+/// together), so the batch moves exactly once, with one commit instead of two.
+///
 /// - Important: run one relay per database. Two would both publish every row (harmless
 ///   duplicates, but twice the traffic).
 public final class OutboxRelay: Sendable {
@@ -153,9 +157,30 @@ public final class OutboxRelay: Sendable {
 
     private func publishAndMark(_ rows: [OutboxRow], at now: Date = Date()) async throws {
         let topic = self.topic
-        try await producer.publish(batch: rows.map { BusMessage(topic: topic, key: $0.key, value: $0.payload) })
+        let messages = rows.map { BusMessage(topic: topic, key: $0.key, value: $0.payload) }
         let stamp = Self.milliseconds(now)
         let ids = rows.map(\.id)
+        if let embedded = producer as? EmbeddedBusProducer, embedded.stores(in: database) {
+            // Same database: the bus rows and the stamps commit together.
+            try await embedded.prepare(messages)
+            var attempt = 1
+            while true {
+                do {
+                    try await database.transaction { connection in
+                        try embedded.append(messages, in: connection, at: stamp)
+                        try Self.markPublished(connection, ids: ids, at: stamp)
+                    }
+                    return
+                } catch let error as GatehouseError where error.code == .unavailable && attempt < 5 {
+                    // A deadlock or lock timeout (MariaDB) rolled it all back: try again, as the
+                    // producer's own publish does.
+                    logger.debug("outbox relay retried", ["relay.attempt": String(attempt), "error": error.description])
+                    attempt += 1
+                    try await Task.sleep(for: .milliseconds(5 * attempt))
+                }
+            }
+        }
+        try await producer.publish(batch: messages)
         try await database.transaction { connection in
             try Self.markPublished(connection, ids: ids, at: stamp)
         }

@@ -142,4 +142,59 @@ struct OutboxRelayTests {
                     .isEmpty)
         }
     }
+
+    /// On the embedded bus in the relay's own database, appending the bus rows and stamping
+    /// the outbox rows are one transaction: a round that fails after appending leaves
+    /// nothing on the bus, and the next round moves every row exactly once.
+    @Test(.timeLimit(.minutes(2)), arguments: [BusBackend.sqlite, .mariadb])
+    func onTheEmbeddedBusARoundMovesAtomicallyAndExactlyOnce(_ backend: BusBackend) async throws {
+        try await withBus(backend) { bus in
+            let p = bus.prefix
+            // 150 rows: bus INSERTs of 64, 64, 8, 8 and six of 1.
+            for index in 0..<150 {
+                try await insertRequest(
+                    bus.database, id: "\(p)-r\(index)", key: "\(p)-stb-\(index % 4)", payload: bytes("m\(index)"))
+            }
+            // Stamping the last row fails, after the round's bus rows were appended.
+            let trigger = "\(p)_refuse"
+            try await bus.database.withConnection { connection in
+                if connection.dialect == .sqlite {
+                    try connection.execute(
+                        "CREATE TRIGGER \(trigger) BEFORE UPDATE ON outbox WHEN NEW.request_id = '\(p)-r149' "
+                            + "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END", [])
+                } else {
+                    try connection.execute(
+                        "CREATE TRIGGER \(trigger) BEFORE UPDATE ON outbox FOR EACH ROW BEGIN "
+                            + "IF NEW.request_id = '\(p)-r149' THEN "
+                            + "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'; END IF; END", [])
+                }
+            }
+            let producer = try await bus.makeProducer()
+            var options = OutboxRelay.Options()
+            options.batchSize = 150
+            let relay = OutboxRelay(
+                database: bus.database, producer: producer, topic: bus.settings.commandsTopic, logger: bus.logger,
+                options: options)
+            await #expect(throws: (any Error).self) { try await relay.runOnce() }
+            #expect(try await unpublished(bus.database, prefix: p) == 150)
+            let consumer = try await bus.makeConsumer()
+            #expect(
+                try await consumer.poll(maxRecords: 200, timeout: .milliseconds(300)).filter { $0.key.hasPrefix(p) }
+                    .isEmpty)
+
+            try await bus.database.withConnection { connection in
+                try connection.execute("DROP TRIGGER \(trigger)", [])
+            }
+            #expect(try await relay.runOnce() == 150)
+            #expect(try await relay.runOnce() == 0)
+            #expect(try await unpublished(bus.database, prefix: p) == 0)
+            let mine = try await drain(consumer, count: 150) { $0.key.hasPrefix(p) }
+            #expect(mine.map { text($0.value) } == (0..<150).map { "m\($0)" })  // once each, in order
+            let first = try #require(mine.first).offset
+            #expect(mine.map(\.offset) == Array(first..<(first + 150)))  // consecutive offsets
+            #expect(
+                try await consumer.poll(maxRecords: 200, timeout: .milliseconds(300)).filter { $0.key.hasPrefix(p) }
+                    .isEmpty)
+        }
+    }
 }
