@@ -4,6 +4,7 @@ import GatehouseCrypto
 import GatehouseDomain
 import GatehouseEMM
 import GatehouseStore
+import Synchronization
 
 /// The outcome of applying one command, as `GET /requests/{id}` shows it.
 public enum ApplyOutcome: Sendable, Equatable {
@@ -39,39 +40,41 @@ public final class CommandApplier: Sendable {
     let kek: SymmetricKey
     let schedule: EMMSchedule
     let logger: Logger
+    /// Sealers by device, kept between batches (see `DeviceSealers`); sealing happens
+    /// while holding the lock, so sealers never cross threads unguarded.
+    let sealers: Mutex<DeviceSealers>
 
-    public init(database: any SQLDatabase, kek: SymmetricKey, schedule: EMMSchedule = EMMSchedule(), logger: Logger) {
+    /// - Parameter sealerCacheCapacity: devices whose unwrapped key and AES-GCM context are
+    ///   kept between commands (default 4,096, a few MiB); 1 effectively turns the cache off.
+    public init(
+        database: any SQLDatabase, kek: SymmetricKey, schedule: EMMSchedule = EMMSchedule(), logger: Logger,
+        sealerCacheCapacity: Int = 4096
+    ) {
         self.database = database
         self.kek = kek
         self.schedule = schedule
         self.logger = logger
+        self.sealers = Mutex(DeviceSealers(capacity: max(1, sealerCacheCapacity)))
     }
 
     /// Applies `command` in one transaction (rules, EMMs, audit, request status).
     /// - Throws: only for infrastructure failures (database unavailable, …), which the
     ///   caller retries; a rule violation is an outcome, not an error.
     public func apply(_ command: Command, now: Millis = ISO8601.nowMillis()) async throws -> ApplyOutcome {
-        let kek = self.kek
-        let schedule = self.schedule
         do {
-            let outcome = try await database.transaction { connection in
-                guard try Self.claim(command, connection) else { return ApplyOutcome.alreadyApplied }
-                let context = ApplyContext(connection: connection, command: command, now: now, kek: kek, schedule: schedule)
-                let emms = try context.run()
-                try connection.execute(
-                    "UPDATE requests SET status = 'processed', processed_at = ?, reason = NULL WHERE request_id = ?",
-                    .int64(now), .text(command.requestID))
-                return ApplyOutcome.processed(emms: emms)
+            let outcome = try await database.transaction { [self] connection in
+                let writes = TransactionWrites()
+                let outcome = try applyOne(command, now: now, connection, writes)
+                try writes.flush(connection)
+                return outcome
             }
             log(command, outcome)
             return outcome
         } catch let violation as RuleViolation {
             // The transaction rolled back; record the failure on its own.
             let recorded = try await database.transaction { connection in
-                guard try Self.claim(command, connection) else { return false }
-                try connection.execute(
-                    "UPDATE requests SET status = 'failed', processed_at = ?, reason = ? WHERE request_id = ?",
-                    .int64(now), .text(violation.reason), .text(command.requestID))
+                guard try Self.claim(command, connection, status: "failed", now: now, reason: violation.reason)
+                else { return false }
                 try Self.audit(connection, command, now: now, action: "request_failed",
                     deviceID: command.partitionKey == "*" ? nil : command.partitionKey, detail: violation.reason)
                 return true
@@ -100,35 +103,24 @@ public final class CommandApplier: Sendable {
     /// committed only after this returns `.applied`.
     ///
     /// Each command is applied with its own `now` (the time it is reached), as `apply` would.
+    /// The batch's audit rows are written together just before the commit.
     /// - Throws: infrastructure failures (nothing was stored; the caller falls back to `apply`
     ///   one command at a time, with its retries).
     public func applyBatch(_ commands: [Command]) async throws -> BatchOutcome {
         guard !commands.isEmpty else { return .applied([]) }
-        let kek = self.kek
-        let schedule = self.schedule
         do {
-            let outcomes = try await database.transaction { connection in
+            let outcomes = try await database.transaction { [self] connection in
+                let writes = TransactionWrites()
                 var outcomes: [ApplyOutcome] = []
                 outcomes.reserveCapacity(commands.count)
                 for (index, command) in commands.enumerated() {
-                    guard try Self.claim(command, connection) else {
-                        outcomes.append(.alreadyApplied)
-                        continue
-                    }
-                    let now = ISO8601.nowMillis()
-                    let context = ApplyContext(
-                        connection: connection, command: command, now: now, kek: kek, schedule: schedule)
-                    let emms: Int
                     do {
-                        emms = try context.run()
+                        outcomes.append(try applyOne(command, now: ISO8601.nowMillis(), connection, writes))
                     } catch is RuleViolation {
                         throw BatchStop(index: index)
                     }
-                    try connection.execute(
-                        "UPDATE requests SET status = 'processed', processed_at = ?, reason = NULL WHERE request_id = ?",
-                        .int64(now), .text(command.requestID))
-                    outcomes.append(.processed(emms: emms))
                 }
+                try writes.flush(connection)
                 return outcomes
             }
             for (command, outcome) in zip(commands, outcomes) { log(command, outcome) }
@@ -138,21 +130,49 @@ public final class CommandApplier: Sendable {
         }
     }
 
-    /// Whether the request is still to be applied. A request row missing (its API
-    /// transaction never committed, impossible for a published outbox row) is created
-    /// so the outcome has somewhere to go.
-    static func claim(_ command: Command, _ connection: any SQLConnection) throws -> Bool {
-        if let row = try connection.queryFirst("SELECT status FROM requests WHERE request_id = ?", .text(command.requestID)) {
-            return try row.text("status") == "accepted"
+    /// Claims the request and applies the command inside the caller's transaction.
+    /// - Throws: `RuleViolation` (the caller rolls back), or infrastructure errors.
+    private func applyOne(
+        _ command: Command, now: Millis, _ connection: any SQLConnection, _ writes: TransactionWrites
+    ) throws -> ApplyOutcome {
+        guard try Self.claim(command, connection, status: "processed", now: now, reason: nil) else {
+            return .alreadyApplied
+        }
+        let context = ApplyContext(
+            connection: connection, command: command, now: now, kek: kek, schedule: schedule, writes: writes,
+            sealers: self)
+        return .processed(emms: try context.run())
+    }
+
+    /// Claims the request for this transaction and records its outcome in the same
+    /// statement: the UPDATE matches only a request still `accepted`, so a redelivered
+    /// command (or a duplicate later in the same batch, which sees the batch's own writes)
+    /// finds nothing to claim. On MariaDB the UPDATE also takes the row lock, so two
+    /// workers can never both claim one request. If the caller rolls back (a rule broke),
+    /// the claim goes with it. A request row missing (its API transaction never committed,
+    /// impossible for a published outbox row) is created so the outcome has somewhere to go.
+    /// - Returns: whether the command is to be applied now.
+    static func claim(
+        _ command: Command, _ connection: any SQLConnection, status: String, now: Millis, reason: String?
+    ) throws -> Bool {
+        let claimed = try connection.execute(
+            "UPDATE requests SET status = ?, processed_at = ?, reason = ? WHERE request_id = ? AND status = 'accepted'",
+            .text(status), .int64(now), SQLValue(reason), .text(command.requestID)
+        ).affectedRows
+        if claimed > 0 { return true }
+        if try connection.queryFirst("SELECT status FROM requests WHERE request_id = ?", .text(command.requestID)) != nil {
+            return false
         }
         try connection.execute(
             """
-            INSERT INTO requests (request_id, kind, body_hash, token_name, status, accepted_at)
-            VALUES (?, ?, '', ?, 'accepted', ?)
-            """, .text(command.requestID), .text(command.kind), .text(command.actor), .int64(command.acceptedAt))
+            INSERT INTO requests (request_id, kind, body_hash, token_name, status, accepted_at, processed_at, reason)
+            VALUES (?, ?, '', ?, ?, ?, ?, ?)
+            """, .text(command.requestID), .text(command.kind), .text(command.actor), .text(status),
+            .int64(command.acceptedAt), .int64(now), SQLValue(reason))
         return true
     }
 
+    /// Writes one audit row now (the failure path, outside any batch).
     static func audit(_ connection: any SQLConnection, _ command: Command, now: Millis, action: String,
         deviceID: String?, detail: String?) throws
     {
@@ -185,6 +205,10 @@ struct ApplyContext {
     let now: Millis
     let kek: SymmetricKey
     let schedule: EMMSchedule
+    /// Rows this transaction writes together before it commits.
+    let writes: TransactionWrites
+    /// Holds the worker-wide sealer cache.
+    let sealers: CommandApplier
 
     /// Applies the action; returns how many EMMs were stored.
     func run() throws -> Int {
@@ -202,18 +226,60 @@ struct ApplyContext {
         }
     }
 
+    /// Queues an audit row for this command (written with the rest of the transaction's).
+    func audit(action: String, deviceID: String?, detail: String?) {
+        writes.audit.append(
+            TransactionWrites.AuditRow(
+                at: now, actor: command.actor, action: action, deviceID: deviceID, requestID: command.requestID,
+                detail: detail))
+    }
+
     // MARK: Devices and keys
 
+    /// A device with its current key (`nil` when the row for its key version is missing)
+    /// and the next EMM sequence number it will get.
     struct DeviceRow {
         var status: DeviceStatus
         var keyVersion: Int
+        var wrappedKey: [UInt8]?
+        var kcv: String?
+        var nextSequence: Int64
+    }
+
+    /// The device, its current key and its next sequence number in one statement. On
+    /// MariaDB the read locks the device row (`FOR UPDATE`) until commit, as the sequence
+    /// UPDATE used to: no other worker can hand out the same number meanwhile. SQLite's
+    /// transaction already holds the database's only write lock.
+    static func deviceSQL(_ dialect: SQLDialect, where condition: String) -> String {
+        """
+        SELECT d.device_id AS device_id, d.status AS status, d.key_version AS key_version,
+            d.next_emm_sequence AS next_emm_sequence, k.wrapped_key AS wrapped_key, k.kcv AS kcv
+        FROM devices d LEFT JOIN device_keys k ON k.device_id = d.device_id AND k.version = d.key_version
+        WHERE \(condition)
+        """ + (dialect == .mariadb ? " FOR UPDATE" : "")
+    }
+    static let deviceByIDSQL: [SQLDialect: String] = [
+        .sqlite: deviceSQL(.sqlite, where: "d.device_id = ?"), .mariadb: deviceSQL(.mariadb, where: "d.device_id = ?"),
+    ]
+    static let activeDevicesSQL: [SQLDialect: String] = [
+        .sqlite: deviceSQL(.sqlite, where: "d.status = 'active' ORDER BY d.device_id"),
+        .mariadb: deviceSQL(.mariadb, where: "d.status = 'active' ORDER BY d.device_id"),
+    ]
+
+    func deviceRow(_ row: SQLRow) throws -> DeviceRow {
+        let id = try row.text("device_id")
+        return DeviceRow(
+            status: DeviceStatus(rawValue: try row.text("status")) ?? .revoked, keyVersion: try row.int("key_version"),
+            wrappedKey: try row.blobOrNil("wrapped_key"), kcv: try row.textOrNil("kcv"),
+            // Numbers this transaction handed out are not written back until it ends.
+            nextSequence: try writes.sequences[id] ?? row.int64("next_emm_sequence"))
     }
 
     func device(_ deviceID: String) throws -> DeviceRow? {
-        guard let row = try connection.queryFirst(
-            "SELECT status, key_version FROM devices WHERE device_id = ?", .text(deviceID))
+        guard let sql = Self.deviceByIDSQL[connection.dialect],
+            let row = try connection.queryFirst(sql, .text(deviceID))
         else { return nil }
-        return DeviceRow(status: DeviceStatus(rawValue: try row.text("status")) ?? .revoked, keyVersion: try row.int("key_version"))
+        return try deviceRow(row)
     }
 
     /// The device must exist and be active to receive anything new.
@@ -233,30 +299,22 @@ struct ApplyContext {
             try connection.execute(
                 "INSERT INTO device_keys (device_id, version, wrapped_key, kcv, created_at) VALUES (?, 1, ?, ?, ?)",
                 .text(deviceID), .blob(wrapped), .text(kcv), .int64(now))
-            try CommandApplier.audit(connection, command, now: now, action: "device_registered", deviceID: deviceID,
-                detail: "key version 1, KCV \(kcv)")
+            audit(action: "device_registered", deviceID: deviceID, detail: "key version 1, KCV \(kcv)")
             return 0
         }
         guard existing.status != .revoked else { throw RuleViolation("device \(deviceID) is revoked") }
-        let current = try connection.queryFirst(
-            "SELECT wrapped_key, kcv FROM device_keys WHERE device_id = ? AND version = ?", .text(deviceID),
-            .int64(Int64(existing.keyVersion)))
-        guard let current else { throw RuleViolation("device \(deviceID) has no current key") }
-        if try current.text("kcv") == kcv {
-            let oldKey = try AESKeyWrap.unwrap(try current.blob("wrapped_key"), kek: kek)
-            let newKey = try AESKeyWrap.unwrap(wrapped, kek: kek)
-            if oldKey == newKey {
-                try CommandApplier.audit(connection, command, now: now, action: "key_unchanged", deviceID: deviceID,
-                    detail: "KCV \(kcv)")
-                return 0
-            }
+        guard let currentWrapped = existing.wrappedKey, let currentKCV = existing.kcv else {
+            throw RuleViolation("device \(deviceID) has no current key")
+        }
+        let newKey = try AESKeyWrap.unwrap(wrapped, kek: kek)
+        if currentKCV == kcv, try AESKeyWrap.unwrap(currentWrapped, kek: kek) == newKey {
+            audit(action: "key_unchanged", deviceID: deviceID, detail: "KCV \(kcv)")
+            return 0
         }
         // Rotation: the new key travels to the box under the old one.
         let oldVersion = existing.keyVersion
         let newVersion = oldVersion + 1
         guard newVersion <= Int(UInt16.max) else { throw RuleViolation("device \(deviceID) has used every key version") }
-        let oldKey = try AESKeyWrap.unwrap(try current.blob("wrapped_key"), kek: kek)
-        let newKey = try AESKeyWrap.unwrap(wrapped, kek: kek)
         try connection.execute(
             "UPDATE device_keys SET retired_at = ? WHERE device_id = ? AND version = ?", .int64(now), .text(deviceID),
             .int64(Int64(oldVersion)))
@@ -268,7 +326,8 @@ struct ApplyContext {
             .int64(now), .text(deviceID))
         var built = 0
         let update = EMMPayload.keyUpdate(KeyUpdate(newKeyVersion: UInt16(newVersion), newKey: newKey))
-        try storeEMM(deviceID: deviceID, key: oldKey, keyVersion: oldVersion, payload: update,
+        try storeEMM(deviceID: deviceID, keyVersion: oldVersion, wrappedKey: currentWrapped,
+            storedSequence: existing.nextSequence, payload: update,
             repeatMs: schedule.keyUpdateRepeatMs, expiresAt: now + schedule.keyUpdateLifetimeMs, urgent: true)
         built += 1
         // EMMs under the old key stop; live entitlements are re-sent under the new key.
@@ -281,11 +340,12 @@ struct ApplyContext {
         {
             let grant = try grantPayload(productID: try row.int64("product_id"), startsAt: try row.int64("starts_at"),
                 endsAt: try row.int64("ends_at"))
-            try storeEMM(deviceID: deviceID, key: newKey, keyVersion: newVersion, payload: grant,
+            try storeEMM(deviceID: deviceID, keyVersion: newVersion, wrappedKey: wrapped,
+                storedSequence: existing.nextSequence, payload: grant,
                 repeatMs: schedule.entitlementRepeatMs, expiresAt: try row.int64("ends_at"), urgent: false)
             built += 1
         }
-        try CommandApplier.audit(connection, command, now: now, action: "key_rotated", deviceID: deviceID,
+        audit(action: "key_rotated", deviceID: deviceID,
             detail: "key version \(oldVersion) -> \(newVersion), KCV \(kcv)")
         return built
     }
@@ -304,7 +364,7 @@ struct ApplyContext {
                 .int64(now))
         }
         let action = status == .active ? "device_resumed" : status == .suspended ? "device_suspended" : "device_revoked"
-        try CommandApplier.audit(connection, command, now: now, action: action, deviceID: deviceID, detail: nil)
+        audit(action: action, deviceID: deviceID, detail: nil)
         return 0
     }
 
@@ -349,12 +409,10 @@ struct ApplyContext {
                 """, .text(request.deviceID), .int64(Int64(request.productID)), .int64(start), .int64(end),
                 .text(command.requestID), .int64(now))
         }
-        let (key, version) = try currentKey(request.deviceID, version: device.keyVersion)
-        try storeEMM(deviceID: request.deviceID, key: key, keyVersion: version,
+        try storeEMM(deviceID: request.deviceID, device: device,
             payload: try grantPayload(productID: Int64(request.productID), startsAt: start, endsAt: end),
             repeatMs: schedule.entitlementRepeatMs, expiresAt: end, urgent: false)
-        try CommandApplier.audit(connection, command, now: now, action: "entitlement_activated",
-            deviceID: request.deviceID,
+        audit(action: "entitlement_activated", deviceID: request.deviceID,
             detail: "product \(request.productID) \(ISO8601.format(start)) to \(ISO8601.format(end))"
                 + (overlapping.isEmpty ? "" : ", merged with \(overlapping.count) existing"))
         return 1
@@ -376,14 +434,12 @@ struct ApplyContext {
                 "UPDATE emms SET expires_at = ? WHERE device_id = ? AND request_id = ? AND kind = 'entitlement_add' AND expires_at > ?",
                 .int64(now), .text(deviceID), .text(try row.text("request_id")), .int64(now))
         }
-        try CommandApplier.audit(connection, command, now: now, action: "entitlement_deactivated", deviceID: deviceID,
-            detail: "product \(productID)")
+        audit(action: "entitlement_deactivated", deviceID: deviceID, detail: "product \(productID)")
         // A revoked device gets no more EMMs; a suspended one still hears of the cancel.
         guard device.status != .revoked else { return 0 }
-        let (key, version) = try currentKey(deviceID, version: device.keyVersion)
         // The cancel stays on air as long as the entitlement would have lasted, so a box
         // that was off cannot keep the product by missing it.
-        try storeEMM(deviceID: deviceID, key: key, keyVersion: version,
+        try storeEMM(deviceID: deviceID, device: device,
             payload: .entitlementCancel(productID: productID), repeatMs: schedule.entitlementRepeatMs,
             expiresAt: latestEnd, urgent: true)
         return 1
@@ -393,23 +449,27 @@ struct ApplyContext {
 
     func sendOSM(_ request: OSMRequest) throws -> Int {
         let message = request.message
-        let targets: [String]
+        // Every target is checked before anything is written: a list with one unknown or
+        // inactive device is refused whole.
+        var targets: [(id: String, device: DeviceRow)] = []
         switch request.target {
         case .device(let id):
-            _ = try activeDevice(id)
-            targets = [id]
+            targets = [(id, try activeDevice(id))]
         case .devices(let ids):
-            for id in ids { _ = try activeDevice(id) }
-            targets = ids
+            targets.reserveCapacity(ids.count)
+            for id in ids { targets.append((id, try activeDevice(id))) }
         case .all:
-            targets = try connection.query("SELECT device_id FROM devices WHERE status = 'active' ORDER BY device_id")
-                .map { try $0.text("device_id") }
+            // One statement for the whole fan-out: every active device with its current key.
+            guard let sql = Self.activeDevicesSQL[connection.dialect] else { break }
+            targets = try connection.query(sql).map { (try $0.text("device_id"), try deviceRow($0)) }
         }
         let position = message.position.map { "\($0.x),\($0.y)" }
         if case .all = request.target {
             try insertOSMRow(request: request, targetKind: "all", deviceID: nil, position: position)
         } else {
-            for id in targets { try insertOSMRow(request: request, targetKind: "device", deviceID: id, position: position) }
+            for target in targets {
+                try insertOSMRow(request: request, targetKind: "device", deviceID: target.id, position: position)
+            }
         }
         let payload = EMMPayload.onScreenMessage(
             GatehouseEMM.OnScreenMessage(
@@ -418,14 +478,11 @@ struct ApplyContext {
                 position: message.position.map { GatehouseEMM.ScreenPosition(x: $0.x, y: $0.y) } ?? .random,
                 text: message.text))
         let repeatMs = message.isUrgent ? schedule.urgentRepeatMs : schedule.messageRepeatMs
-        for id in targets {
-            let device = try activeDevice(id)
-            let (key, version) = try currentKey(id, version: device.keyVersion)
-            try storeEMM(deviceID: id, key: key, keyVersion: version, payload: payload, repeatMs: repeatMs,
+        for target in targets {
+            try storeEMM(deviceID: target.id, device: target.device, payload: payload, repeatMs: repeatMs,
                 expiresAt: message.expiresAt, urgent: message.isUrgent)
         }
-        try CommandApplier.audit(connection, command, now: now, action: "message_sent",
-            deviceID: targets.count == 1 ? targets[0] : nil,
+        audit(action: "message_sent", deviceID: targets.count == 1 ? targets[0].id : nil,
             detail: "\(message.kind.rawValue) to \(targets.count) device(s), priority \(message.priority)")
         return targets.count
     }
@@ -454,32 +511,34 @@ struct ApplyContext {
 
     // MARK: EMMs
 
-    func currentKey(_ deviceID: String, version: Int) throws -> (SymmetricKey, Int) {
-        guard let row = try connection.queryFirst(
-            "SELECT wrapped_key FROM device_keys WHERE device_id = ? AND version = ?", .text(deviceID),
-            .int64(Int64(version)))
-        else { throw RuleViolation("device \(deviceID) has no key version \(version)") }
-        return (try AESKeyWrap.unwrap(try row.blob("wrapped_key"), kek: kek), version)
+    /// Seals one EMM under the device's current key (as read in this transaction).
+    func storeEMM(deviceID: String, device: DeviceRow, payload: EMMPayload, repeatMs: Int64, expiresAt: Millis,
+        urgent: Bool) throws
+    {
+        guard let wrappedKey = device.wrappedKey else {
+            throw RuleViolation("device \(deviceID) has no key version \(device.keyVersion)")
+        }
+        try storeEMM(deviceID: deviceID, keyVersion: device.keyVersion, wrappedKey: wrappedKey,
+            storedSequence: device.nextSequence, payload: payload, repeatMs: repeatMs, expiresAt: expiresAt,
+            urgent: urgent)
     }
 
-    /// Seals one EMM for a device with the next sequence number and stores it with its
-    /// carousel schedule.
-    func storeEMM(deviceID: String, key: SymmetricKey, keyVersion: Int, payload: EMMPayload, repeatMs: Int64,
-        expiresAt: Millis, urgent: Bool) throws
+    /// Seals one EMM for a device under the key stored as `wrappedKey`, with the device's
+    /// next sequence number (`storedSequence` as read in this transaction, unless the
+    /// transaction already handed out numbers for it), and stores it with its carousel
+    /// schedule.
+    func storeEMM(deviceID: String, keyVersion: Int, wrappedKey: [UInt8], storedSequence: Int64,
+        payload: EMMPayload, repeatMs: Int64, expiresAt: Millis, urgent: Bool) throws
     {
-        // The UPDATE takes the device row's lock (InnoDB) or runs under the single SQLite
-        // writer, so two workers can never hand out the same sequence number.
-        try connection.execute(
-            "UPDATE devices SET next_emm_sequence = next_emm_sequence + 1 WHERE device_id = ?", .text(deviceID))
-        guard let row = try connection.queryFirst(
-            "SELECT next_emm_sequence FROM devices WHERE device_id = ?", .text(deviceID))
-        else { throw RuleViolation("unknown device \(deviceID)") }
-        let sequence = try row.int64("next_emm_sequence") - 1
-        let emm = EMM(
-            addressing: DeviceAddress.addressing(deviceID: deviceID), keyVersion: UInt16(keyVersion),
-            sequenceNumber: UInt64(sequence), timestamp: seconds(now), payload: payload)
-        let sealer = try EMMSealer(key: key, keyVersion: UInt16(keyVersion))
-        let section = try sealer.seal(emm)
+        let sequence = writes.takeSequence(deviceID, stored: storedSequence)
+        let timestamp = seconds(now)
+        let kek = self.kek
+        let section = try sealers.sealers.withLock { cache in
+            try cache.seal(deviceID: deviceID, keyVersion: keyVersion, wrappedKey: wrappedKey, kek: kek) { addressing in
+                EMM(addressing: addressing, keyVersion: UInt16(keyVersion), sequenceNumber: UInt64(sequence),
+                    timestamp: timestamp, payload: payload)
+            }
+        }
         let expiry = min(expiresAt, now + schedule.maximumLifetimeMs)
         try connection.execute(
             """
@@ -492,4 +551,77 @@ struct ApplyContext {
     }
 
     func seconds(_ millis: Millis) -> UInt32 { UInt32(clamping: max(0, millis / 1000)) }
+}
+
+/// What one transaction writes together just before it commits, in fewer statements:
+/// the audit rows of every command in the batch go in multi-row INSERTs, and each device's
+/// EMM sequence counter is written back once, however many EMMs it got. Nothing in the
+/// transaction reads `audit_log`, and every read of a device's counter goes through
+/// `sequences` first, so writing them last changes nothing a command sees; a rollback
+/// discards the queue with the rest.
+final class TransactionWrites {
+    /// Per device, the next EMM sequence number after those this transaction handed out.
+    private(set) var sequences: [String: Int64] = [:]
+    /// Devices in the order they first got a number (the order of the write-back).
+    private var sequenced: [String] = []
+
+    /// The next sequence number for `deviceID`: `stored` (its `next_emm_sequence` as this
+    /// transaction read it) for its first EMM in the transaction, then one more each time.
+    func takeSequence(_ deviceID: String, stored: Int64) -> Int64 {
+        let sequence = sequences[deviceID] ?? stored
+        if sequences.updateValue(sequence + 1, forKey: deviceID) == nil { sequenced.append(deviceID) }
+        return sequence
+    }
+
+    struct AuditRow {
+        var at: Millis
+        var actor: String
+        var action: String
+        var deviceID: String?
+        var requestID: String
+        var detail: String?
+    }
+
+    var audit: [AuditRow] = []
+
+    /// Rows per INSERT, largest first: 200 rows take 4 statements (3 × 64 + 8), and there are
+    /// only three statement texts for the prepared-statement caches (64 entries, shared by
+    /// every caller of the connection).
+    static let chunkSizes = [64, 8, 1]
+    static let auditSQL: [Int: String] = Dictionary(
+        uniqueKeysWithValues: chunkSizes.map { size in
+            (size,
+                "INSERT INTO audit_log (at, actor, action, device_id, request_id, detail) VALUES "
+                    + Array(repeating: "(?, ?, ?, ?, ?, ?)", count: size).joined(separator: ", "))
+        })
+
+    /// Writes everything queued, in order (audit ids follow command order), and empties the queue.
+    func flush(_ connection: any SQLConnection) throws {
+        for deviceID in sequenced {
+            guard let next = sequences[deviceID] else { continue }
+            try connection.execute(
+                "UPDATE devices SET next_emm_sequence = ? WHERE device_id = ?", .int64(next), .text(deviceID))
+        }
+        sequences.removeAll(keepingCapacity: true)
+        sequenced.removeAll(keepingCapacity: true)
+        var start = 0
+        for size in Self.chunkSizes {
+            guard let sql = Self.auditSQL[size] else { continue }
+            while audit.count - start >= size {
+                var parameters: [SQLValue] = []
+                parameters.reserveCapacity(size * 6)
+                for row in audit[start..<(start + size)] {
+                    parameters.append(.int64(row.at))
+                    parameters.append(.text(row.actor))
+                    parameters.append(.text(row.action))
+                    parameters.append(SQLValue(row.deviceID))
+                    parameters.append(.text(row.requestID))
+                    parameters.append(SQLValue(row.detail))
+                }
+                try connection.execute(sql, parameters)
+                start += size
+            }
+        }
+        audit.removeAll(keepingCapacity: true)
+    }
 }

@@ -288,4 +288,163 @@ struct CommandApplierTests {
         }
         #expect(processedAt == 0)
     }
+
+    /// Stores a request row as the API would and returns its command (for `applyBatch`).
+    static func accepted(_ h: Harness, _ action: Action, id: String = UUID().uuidString, actor: String = "test")
+        async throws -> Command
+    {
+        let command = Command(requestID: id, actor: actor, acceptedAt: ISO8601.nowMillis(), action: action)
+        try await h.database.withConnection { connection in
+            try connection.execute(
+                "INSERT INTO requests (request_id, kind, body_hash, token_name, status, accepted_at) VALUES (?, ?, '', ?, 'accepted', ?)",
+                .text(command.requestID), .text(command.kind), .text(actor), .int64(command.acceptedAt))
+        }
+        return command
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aBatchWritesEveryAuditRowWithItsActorAndRequest(kind: StoreKind) async throws {
+        let h = try await Harness.make(kind)
+        defer { Task { await h.handle.close() } }
+        for i in 0..<3 { _ = try await h.register("aud-\(i)", try SymmetricKey.random()) }
+        let now = ISO8601.nowMillis()
+        // 75 rows: one INSERT of 64, one of 8, three of 1.
+        var commands: [Command] = []
+        for i in 0..<75 {
+            commands.append(try await Self.accepted(h, .addEntitlement(AddEntitlementRequest(
+                deviceID: "aud-\(i % 3)", productID: UInt16(100 + i), startsAt: now, endsAt: now + Self.day)),
+                id: "aud-req-\(i)", actor: "sms-\(i % 2)"))
+        }
+        #expect(try await h.applier.applyBatch(commands) == .applied(Array(repeating: .processed(emms: 1), count: 75)))
+        struct AuditRow { var actor, action, device, request: String; var at: Int64 }
+        let rows = try await h.database.read { connection in
+            try connection.query(
+                "SELECT actor, action, device_id, request_id, at FROM audit_log WHERE request_id LIKE 'aud-req-%' ORDER BY id"
+            ).map {
+                AuditRow(actor: try $0.text("actor"), action: try $0.text("action"), device: try $0.text("device_id"),
+                    request: try $0.text("request_id"), at: try $0.int64("at"))
+            }
+        }
+        #expect(rows.count == 75)
+        #expect(rows.map(\.request) == (0..<75).map { "aud-req-\($0)" })  // in command order
+        for (i, row) in rows.enumerated() {
+            #expect(row.actor == "sms-\(i % 2)")
+            #expect(row.action == "entitlement_activated")
+            #expect(row.device == "aud-\(i % 3)")
+        }
+        // Each row carries the time its command was applied, as the request shows it.
+        let processedAt = try await h.database.read { connection in
+            Dictionary(uniqueKeysWithValues: try connection.query(
+                "SELECT request_id, processed_at FROM requests WHERE request_id LIKE 'aud-req-%'"
+            ).map { (try $0.text("request_id"), try $0.int64("processed_at")) })
+        }
+        #expect(rows.allSatisfy { processedAt[$0.request] == $0.at })
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func sequenceNumbersRunOnWithinAndAcrossBatches(kind: StoreKind) async throws {
+        let h = try await Harness.make(kind)
+        defer { Task { await h.handle.close() } }
+        let key = try SymmetricKey.random()
+        _ = try await h.register("seq-1", key)
+        let now = ISO8601.nowMillis()
+        var commands: [Command] = []
+        for product in 1...5 as ClosedRange<UInt16> {
+            commands.append(try await Self.accepted(h, .addEntitlement(AddEntitlementRequest(
+                deviceID: "seq-1", productID: product, startsAt: now, endsAt: now + Self.day))))
+        }
+        #expect(try await h.applier.applyBatch(commands) == .applied(Array(repeating: .processed(emms: 1), count: 5)))
+        #expect(try await h.apply(.cancelEntitlement(deviceID: "seq-1", productID: 2)) == .processed(emms: 1))
+        let emms = try await h.emms("seq-1")
+        let first = try #require(emms.first).sequence
+        #expect(emms.map(\.sequence) == Array(first..<(first + 6)))
+        let stored = try await h.database.read {
+            try $0.queryFirst("SELECT next_emm_sequence FROM devices WHERE device_id = 'seq-1'")!.int64("next_emm_sequence")
+        }
+        #expect(stored == first + 6)
+        // What a box would check: every EMM opens and none is refused as a replay.
+        let opener = try EMMOpener(key: key, keyVersion: 1)
+        let guardian = ReplayGuard()
+        for emm in emms { try guardian.accept(try opener.open(emm.section)) }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aRotationInsideABatchSealsEachEMMUnderTheRightKey(kind: StoreKind) async throws {
+        let h = try await Harness.make(kind)
+        defer { Task { await h.handle.close() } }
+        let oldKey = try SymmetricKey.random()
+        let newKey = try SymmetricKey.random(size: .bits256)
+        _ = try await h.register("rot-1", oldKey)
+        let now = ISO8601.nowMillis()
+        // The sealer cache knows the old key before the batch starts.
+        _ = try await h.apply(.addEntitlement(AddEntitlementRequest(
+            deviceID: "rot-1", productID: 1, startsAt: now, endsAt: now + Self.day)))
+        let batch = [
+            try await Self.accepted(h, .addEntitlement(AddEntitlementRequest(
+                deviceID: "rot-1", productID: 2, startsAt: now, endsAt: now + Self.day))),
+            try await Self.accepted(h, .registerDeviceKey(
+                deviceID: "rot-1", wrappedKey: Data(try AESKeyWrap.wrap(newKey, kek: h.kek)),
+                kcv: newKey.keyCheckValue, keyBits: 256)),
+            try await Self.accepted(h, .addEntitlement(AddEntitlementRequest(
+                deviceID: "rot-1", productID: 3, startsAt: now, endsAt: now + Self.day))),
+        ]
+        #expect(try await h.applier.applyBatch(batch)
+            == .applied([.processed(emms: 1), .processed(emms: 3), .processed(emms: 1)]))
+        let emms = try await h.emms("rot-1")
+        #expect(emms.map(\.kind)
+            == ["entitlement_add", "entitlement_add", "key_update", "entitlement_add", "entitlement_add", "entitlement_add"])
+        #expect(emms.map(\.sequence) == emms.map(\.sequence).sorted())
+        let old = try EMMOpener(key: oldKey, keyVersion: 1)
+        let new = try EMMOpener(key: newKey, keyVersion: 2)
+        #expect(try old.open(emms[1].section).payload
+            == .entitlementAdd(EntitlementGrant(productID: 2, start: UInt32(now / 1000), end: UInt32((now + Self.day) / 1000))))
+        #expect(try old.open(emms[2].section).payload == .keyUpdate(KeyUpdate(newKeyVersion: 2, newKey: newKey)))
+        for emm in emms[3...] { #expect(throws: Never.self) { try new.open(emm.section) } }
+        guard case .entitlementAdd(let grant) = try new.open(emms[5].section).payload else {
+            Issue.record("expected the new entitlement under the new key")
+            return
+        }
+        #expect(grant.productID == 3)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func theSealerCacheNeverOutranksTheStoredKey(kind: StoreKind) async throws {
+        let handle = try await TestDatabases.make(kind)
+        defer { Task { await handle.close() } }
+        let kek = try SymmetricKey.random(size: .bits256)
+        // Room for two devices, used by three: entries are evicted and built again.
+        let h = Harness(
+            handle: handle, kek: kek,
+            applier: CommandApplier(database: handle.database, kek: kek, logger: .disabled, sealerCacheCapacity: 2))
+        var keys: [String: SymmetricKey] = [:]
+        for i in 0..<3 {
+            keys["lru-\(i)"] = try SymmetricKey.random()
+            _ = try await h.register("lru-\(i)", keys["lru-\(i)"]!)
+        }
+        let now = ISO8601.nowMillis()
+        for round in 0..<3 {
+            for i in 0..<3 {
+                #expect(try await h.apply(.addEntitlement(AddEntitlementRequest(
+                    deviceID: "lru-\(i)", productID: UInt16(10 * round + i + 1), startsAt: now, endsAt: now + Self.day)))
+                    == .processed(emms: 1))
+            }
+        }
+        for i in 0..<3 {
+            let opener = try EMMOpener(key: keys["lru-\(i)"]!, keyVersion: 1)
+            for emm in try await h.emms("lru-\(i)") { #expect(throws: Never.self) { try opener.open(emm.section) } }
+        }
+        // The stored key changes under the same version (a database restored from another
+        // copy): the next EMM is sealed under what the database says, not what was cached.
+        let replacement = try SymmetricKey.random()
+        let wrapped = try AESKeyWrap.wrap(replacement, kek: kek)
+        try await h.database.withConnection { connection in
+            try connection.execute(
+                "UPDATE device_keys SET wrapped_key = ?, kcv = ? WHERE device_id = 'lru-2' AND version = 1",
+                .blob(wrapped), .text(replacement.keyCheckValue))
+        }
+        #expect(try await h.apply(.addEntitlement(AddEntitlementRequest(
+            deviceID: "lru-2", productID: 99, startsAt: now, endsAt: now + Self.day))) == .processed(emms: 1))
+        let last = try #require(try await h.emms("lru-2").last)
+        #expect(throws: Never.self) { try EMMOpener(key: replacement, keyVersion: 1).open(last.section) }
+    }
 }
