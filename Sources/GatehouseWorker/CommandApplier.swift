@@ -331,7 +331,7 @@ struct ApplyContext {
             repeatMs: schedule.keyUpdateRepeatMs, expiresAt: now + schedule.keyUpdateLifetimeMs, urgent: true)
         built += 1
         // EMMs under the old key stop; live entitlements are re-sent under the new key.
-        try connection.execute(
+        try expireEMMs(
             "UPDATE emms SET expires_at = ? WHERE device_id = ? AND kind <> 'key_update' AND expires_at > ?",
             .int64(now), .text(deviceID), .int64(now))
         for row in try connection.query(
@@ -359,7 +359,7 @@ struct ApplyContext {
             .text(deviceID))
         if status == .revoked {
             // A revoked device gets no more EMMs: take its live ones off air now.
-            try connection.execute(
+            try expireEMMs(
                 "UPDATE emms SET expires_at = ? WHERE device_id = ? AND expires_at > ?", .int64(now), .text(deviceID),
                 .int64(now))
         }
@@ -390,7 +390,7 @@ struct ApplyContext {
             start = min(start, try row.int64("starts_at"))
             end = max(end, try row.int64("ends_at"))
             // The merged entitlement's earlier EMMs are superseded by the one built below.
-            try connection.execute(
+            try expireEMMs(
                 "UPDATE emms SET expires_at = ? WHERE device_id = ? AND request_id = ? AND kind = 'entitlement_add' AND expires_at > ?",
                 .int64(now), .text(request.deviceID), .text(try row.text("request_id")), .int64(now))
         }
@@ -430,7 +430,7 @@ struct ApplyContext {
             try connection.execute(
                 "UPDATE entitlements SET status = 'cancelled', cancelled_at = ? WHERE id = ?", .int64(now),
                 .int64(try row.int64("id")))
-            try connection.execute(
+            try expireEMMs(
                 "UPDATE emms SET expires_at = ? WHERE device_id = ? AND request_id = ? AND kind = 'entitlement_add' AND expires_at > ?",
                 .int64(now), .text(deviceID), .text(try row.text("request_id")), .int64(now))
         }
@@ -511,6 +511,13 @@ struct ApplyContext {
 
     // MARK: EMMs
 
+    /// Runs an UPDATE of `emms` after writing the EMMs this transaction has queued, so it
+    /// sees every EMM built before it, as if each had been inserted at once.
+    func expireEMMs(_ sql: String, _ parameters: SQLValue...) throws {
+        try writes.flushEMMs(connection)
+        try connection.execute(sql, parameters)
+    }
+
     /// Seals one EMM under the device's current key (as read in this transaction).
     func storeEMM(deviceID: String, device: DeviceRow, payload: EMMPayload, repeatMs: Int64, expiresAt: Millis,
         urgent: Bool) throws
@@ -540,25 +547,24 @@ struct ApplyContext {
             }
         }
         let expiry = min(expiresAt, now + schedule.maximumLifetimeMs)
-        try connection.execute(
-            """
-            INSERT INTO emms (device_id, request_id, kind, table_id, sequence, section, first_send_at,
-                repeat_interval_ms, expires_at, urgent, send_count, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
-            """, .text(deviceID), .text(command.requestID), .text(payload.kindName), .int64(Int64(section[0])),
-            .int64(sequence), .blob(section), .int64(now), .int64(repeatMs), .int64(max(expiry, now + 1)),
-            .int64(urgent ? 1 : 0), .int64(now))
+        writes.emms.append(
+            TransactionWrites.EMMRow(
+                deviceID: deviceID, requestID: command.requestID, kind: payload.kindName, tableID: Int64(section[0]),
+                sequence: sequence, section: section, at: now, repeatMs: repeatMs, expiresAt: max(expiry, now + 1),
+                urgent: urgent))
     }
 
     func seconds(_ millis: Millis) -> UInt32 { UInt32(clamping: max(0, millis / 1000)) }
 }
 
-/// What one transaction writes together just before it commits, in fewer statements:
-/// the audit rows of every command in the batch go in multi-row INSERTs, and each device's
-/// EMM sequence counter is written back once, however many EMMs it got. Nothing in the
-/// transaction reads `audit_log`, and every read of a device's counter goes through
-/// `sequences` first, so writing them last changes nothing a command sees; a rollback
-/// discards the queue with the rest.
+/// What one transaction writes together, in fewer statements: the EMM and audit rows of
+/// every command in the batch go in multi-row INSERTs, and each device's EMM sequence
+/// counter is written back once, however many EMMs it got. Nothing reads `audit_log` in the
+/// transaction; every read of a device's counter goes through `sequences` first; and queued
+/// EMMs are written before any statement that touches `emms` (`ApplyContext.expireEMMs`) —
+/// so writing them late changes nothing a command sees. A rollback discards the queue with
+/// the rest; a constraint broken by a queued row (a duplicate sequence number) fails the
+/// transaction at the flush instead of at the row, which is the same outcome.
 final class TransactionWrites {
     /// Per device, the next EMM sequence number after those this transaction handed out.
     private(set) var sequences: [String: Int64] = [:]
@@ -584,19 +590,81 @@ final class TransactionWrites {
 
     var audit: [AuditRow] = []
 
-    /// Rows per INSERT, largest first: 200 rows take 4 statements (3 × 64 + 8), and there are
-    /// only three statement texts for the prepared-statement caches (64 entries, shared by
-    /// every caller of the connection).
-    static let chunkSizes = [64, 8, 1]
-    static let auditSQL: [Int: String] = Dictionary(
-        uniqueKeysWithValues: chunkSizes.map { size in
-            (size,
-                "INSERT INTO audit_log (at, actor, action, device_id, request_id, detail) VALUES "
-                    + Array(repeating: "(?, ?, ?, ?, ?, ?)", count: size).joined(separator: ", "))
-        })
+    /// An `emms` row (`send_count` 0; `first_send_at` and `created_at` are both `at`).
+    struct EMMRow {
+        var deviceID: String
+        var requestID: String
+        var kind: String
+        var tableID: Int64
+        var sequence: Int64
+        var section: [UInt8]
+        var at: Millis
+        var repeatMs: Int64
+        var expiresAt: Millis
+        var urgent: Bool
+    }
 
-    /// Writes everything queued, in order (audit ids follow command order), and empties the queue.
+    var emms: [EMMRow] = []
+
+    /// Rows per INSERT, largest first: 200 rows take 4 statements (3 × 64 + 8), and there are
+    /// only three statement texts per table for the prepared-statement caches (64 entries,
+    /// shared by every caller of the connection).
+    static let chunkSizes = [64, 8, 1]
+
+    static func insertSQL(_ prefix: String, row: String) -> [Int: String] {
+        Dictionary(
+            uniqueKeysWithValues: chunkSizes.map { size in
+                (size, prefix + " VALUES " + Array(repeating: row, count: size).joined(separator: ", "))
+            })
+    }
+    static let auditSQL = insertSQL(
+        "INSERT INTO audit_log (at, actor, action, device_id, request_id, detail)", row: "(?, ?, ?, ?, ?, ?)")
+    static let emmSQL = insertSQL(
+        "INSERT INTO emms (device_id, request_id, kind, table_id, sequence, section, first_send_at, "
+            + "repeat_interval_ms, expires_at, urgent, send_count, created_at)",
+        row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)")
+
+    /// Inserts `rows` in order, in chunks of `chunkSizes`; `bind` appends one row's values.
+    static func insert<Row>(
+        _ rows: [Row], _ sql: [Int: String], columns: Int, _ connection: any SQLConnection,
+        bind: (Row, inout [SQLValue]) -> Void
+    ) throws {
+        var start = 0
+        for size in chunkSizes {
+            guard let text = sql[size] else { continue }
+            while rows.count - start >= size {
+                var parameters: [SQLValue] = []
+                parameters.reserveCapacity(size * columns)
+                for row in rows[start..<(start + size)] { bind(row, &parameters) }
+                try connection.execute(text, parameters)
+                start += size
+            }
+        }
+    }
+
+    /// Writes the queued EMMs, in the order they were built, and empties that queue.
+    func flushEMMs(_ connection: any SQLConnection) throws {
+        guard !emms.isEmpty else { return }
+        try Self.insert(emms, Self.emmSQL, columns: 11, connection) { row, p in
+            p.append(.text(row.deviceID))
+            p.append(.text(row.requestID))
+            p.append(.text(row.kind))
+            p.append(.int64(row.tableID))
+            p.append(.int64(row.sequence))
+            p.append(.blob(row.section))
+            p.append(.int64(row.at))
+            p.append(.int64(row.repeatMs))
+            p.append(.int64(row.expiresAt))
+            p.append(.int64(row.urgent ? 1 : 0))
+            p.append(.int64(row.at))
+        }
+        emms.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes everything queued, in order (EMM and audit ids follow command order), and
+    /// empties the queues.
     func flush(_ connection: any SQLConnection) throws {
+        try flushEMMs(connection)
         for deviceID in sequenced {
             guard let next = sequences[deviceID] else { continue }
             try connection.execute(
@@ -604,23 +672,13 @@ final class TransactionWrites {
         }
         sequences.removeAll(keepingCapacity: true)
         sequenced.removeAll(keepingCapacity: true)
-        var start = 0
-        for size in Self.chunkSizes {
-            guard let sql = Self.auditSQL[size] else { continue }
-            while audit.count - start >= size {
-                var parameters: [SQLValue] = []
-                parameters.reserveCapacity(size * 6)
-                for row in audit[start..<(start + size)] {
-                    parameters.append(.int64(row.at))
-                    parameters.append(.text(row.actor))
-                    parameters.append(.text(row.action))
-                    parameters.append(SQLValue(row.deviceID))
-                    parameters.append(.text(row.requestID))
-                    parameters.append(SQLValue(row.detail))
-                }
-                try connection.execute(sql, parameters)
-                start += size
-            }
+        try Self.insert(audit, Self.auditSQL, columns: 6, connection) { row, p in
+            p.append(.int64(row.at))
+            p.append(.text(row.actor))
+            p.append(.text(row.action))
+            p.append(SQLValue(row.deviceID))
+            p.append(.text(row.requestID))
+            p.append(SQLValue(row.detail))
         }
         audit.removeAll(keepingCapacity: true)
     }

@@ -447,4 +447,36 @@ struct CommandApplierTests {
         let last = try #require(try await h.emms("lru-2").last)
         #expect(throws: Never.self) { try EMMOpener(key: replacement, keyVersion: 1).open(last.section) }
     }
+
+    @Test(arguments: StoreKind.allCases)
+    func aMergeOrCancelInTheSameBatchSupersedesTheEMMsBuiltBeforeIt(kind: StoreKind) async throws {
+        let h = try await Harness.make(kind)
+        defer { Task { await h.handle.close() } }
+        let key = try SymmetricKey.random()
+        _ = try await h.register("same-1", key)
+        let now = ISO8601.nowMillis()
+        let batch = [
+            try await Self.accepted(h, .addEntitlement(AddEntitlementRequest(
+                deviceID: "same-1", productID: 5, startsAt: now, endsAt: now + Self.day))),
+            // Overlaps the first: merged, and the first one's EMM (built in this batch) expires.
+            try await Self.accepted(h, .addEntitlement(AddEntitlementRequest(
+                deviceID: "same-1", productID: 5, startsAt: now + Self.day / 2, endsAt: now + 2 * Self.day))),
+            try await Self.accepted(h, .addEntitlement(AddEntitlementRequest(
+                deviceID: "same-1", productID: 6, startsAt: now, endsAt: now + Self.day))),
+            try await Self.accepted(h, .cancelEntitlement(deviceID: "same-1", productID: 6)),
+        ]
+        #expect(try await h.applier.applyBatch(batch) == .applied(Array(repeating: .processed(emms: 1), count: 4)))
+        let emms = try await h.emms("same-1")
+        #expect(emms.map(\.kind) == ["entitlement_add", "entitlement_add", "entitlement_add", "entitlement_cancel"])
+        let after = ISO8601.nowMillis()
+        #expect(emms[0].expiresAt <= after)  // superseded by the merge
+        #expect(emms[1].expiresAt > after)  // the merged entitlement stays on air
+        #expect(emms[2].expiresAt <= after)  // cancelled
+        #expect(emms[3].expiresAt > after && emms[3].urgent)
+        #expect(try await h.entitlements("same-1").map(\.status) == ["active", "cancelled"])
+        #expect(try await h.entitlements("same-1").first?.end == now + 2 * Self.day)
+        let opener = try EMMOpener(key: key, keyVersion: 1)
+        let guardian = ReplayGuard()
+        for emm in emms { try guardian.accept(try opener.open(emm.section)) }
+    }
 }
