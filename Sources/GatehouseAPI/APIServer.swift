@@ -1,6 +1,5 @@
 import GatehouseCore
 import GatehouseHTTP
-import Synchronization
 
 /// The API as a service: the HTTP server plus the periodic token reload, until cancelled.
 public struct APIServer: GatehouseService {
@@ -15,20 +14,11 @@ public struct APIServer: GatehouseService {
         let router = service.makeRouter(authenticator: tokens)
         let metrics = service.metrics
         let handler = router.handler
-        // One counter per status code, looked up in the registry once.
-        let counters = Mutex<[Int: MetricSeries]>([:])
+        let responses = LabeledCounters<Int>(
+            metrics, "gatehouse_http_responses_total", help: "HTTP responses by status code", label: "code")
         self.server = HTTPServer(configuration: httpConfiguration, logger: logger) { request in
             let response = handler(request)
-            let code = response.status.code
-            let counter = counters.withLock { cache in
-                if let known = cache[code] { return known }
-                let series = metrics.counter(
-                    "gatehouse_http_responses_total", help: "HTTP responses by status code",
-                    labels: [("code", String(code))])
-                cache[code] = series
-                return series
-            }
-            counter.increment()
+            responses(response.status.code).increment()
             return response
         }
         self.tokens = tokens

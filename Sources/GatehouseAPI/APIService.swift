@@ -16,6 +16,7 @@ public final class APIService: Sendable {
     let metrics: MetricsRegistry
     /// Other registries served at `/metrics` too (the monitor's, in `serve`).
     let extraMetrics: [MetricsRegistry]
+    private let acceptedByKind: LabeledCounters<String>
     let logger: Logger
 
     public init(database: any SQLDatabase, kek: KeyEncryptionKey, configuration: APIConfiguration = APIConfiguration(),
@@ -28,6 +29,9 @@ public final class APIService: Sendable {
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
+        self.acceptedByKind = LabeledCounters(
+            metrics, "gatehouse_api_requests_accepted_total", help: "Write requests durably accepted, by kind",
+            label: "kind")
         let ledger = self.ledger
         let commits = metrics.counter(
             "gatehouse_api_commits_total", help: "Write transactions that stored accepted requests (group commits)")
@@ -177,10 +181,7 @@ public final class APIService: Sendable {
         let command = Command(
             requestID: RequestIdentifier.make(now: now), actor: actor, acceptedAt: now, action: action)
         let accepted = try ledger.accept(command, idempotencyKey: idempotencyKey, bodyDigest: digest)
-        metrics.counter(
-            "gatehouse_api_requests_accepted_total", help: "Write requests durably accepted, by kind",
-            labels: [("kind", command.kind)]
-        ).increment()
+        acceptedByKind(command.kind).increment()
         let body = #"{"request_id":"\#(accepted.requestID)","status":"accepted"}"#
         var response = HTTPResponse.json(
             status: .accepted, bytes: Array(body.utf8), headers: ["Location": "/requests/\(accepted.requestID)"])

@@ -15,6 +15,34 @@ public final class MetricSeries: Sendable {
     public var current: Double { value.withLock { $0 } }
 }
 
+/// The counters of one family that differ by one label (responses by status code,
+/// requests by kind), each looked up in the registry once and then kept here: for hot
+/// paths, where building the label text on every event would cost more than the count.
+public final class LabeledCounters<Value: Hashable & Sendable & CustomStringConvertible>: Sendable {
+    private let registry: MetricsRegistry
+    private let name: String
+    private let help: String
+    private let label: String
+    private let cache = Mutex<[Value: MetricSeries]>([:])
+
+    public init(_ registry: MetricsRegistry, _ name: String, help: String, label: String) {
+        self.registry = registry
+        self.name = name
+        self.help = help
+        self.label = label
+    }
+
+    /// The series for `value`, made on first use.
+    public func callAsFunction(_ value: Value) -> MetricSeries {
+        cache.withLock { cache in
+            if let known = cache[value] { return known }
+            let series = registry.counter(name, help: help, labels: [(label, value.description)])
+            cache[value] = series
+            return series
+        }
+    }
+}
+
 /// Metrics in the Prometheus text exposition format (version 0.0.4). Asking twice for
 /// the same name and labels returns the same series, so call sites can look them up
 /// lazily; label text is rendered once, when the series is made.

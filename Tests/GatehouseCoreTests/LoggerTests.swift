@@ -64,3 +64,20 @@ struct LoggerTests {
         #expect(after.timeIntervalSince(parsed) > -0.002)
     }
 }
+
+@Suite("Metrics")
+struct MetricsTests {
+    @Test func labeledCountersShareTheRegistrySeries() {
+        let registry = MetricsRegistry()
+        let byKind = LabeledCounters<String>(registry, "demo_requests_total", help: "Demo", label: "kind")
+        byKind("a").increment()
+        byKind("a").increment()
+        byKind("b \"quoted\"").increment(by: 3)
+        #expect(byKind("a") === registry.counter("demo_requests_total", help: "Demo", labels: [("kind", "a")]))
+        #expect(byKind("a").current == 2)
+        let text = registry.render()
+        #expect(text.contains("# TYPE demo_requests_total counter"))
+        #expect(text.contains(#"demo_requests_total{kind="a"} 2"#))
+        #expect(text.contains(#"demo_requests_total{kind="b \"quoted\""} 3"#))
+    }
+}
