@@ -140,7 +140,7 @@ public final class CommandApplier: Sendable {
         }
         let context = ApplyContext(
             connection: connection, command: command, now: now, kek: kek, schedule: schedule, writes: writes,
-            sealers: self)
+            applier: self)
         return .processed(emms: try context.run())
     }
 
@@ -208,7 +208,7 @@ struct ApplyContext {
     /// Rows this transaction writes together before it commits.
     let writes: TransactionWrites
     /// Holds the worker-wide sealer cache.
-    let sealers: CommandApplier
+    let applier: CommandApplier
 
     /// Applies the action; returns how many EMMs were stored.
     func run() throws -> Int {
@@ -251,20 +251,36 @@ struct ApplyContext {
     /// UPDATE used to: no other worker can hand out the same number meanwhile. SQLite's
     /// transaction already holds the database's only write lock.
     static func deviceSQL(_ dialect: SQLDialect, where condition: String) -> String {
-        """
-        SELECT d.device_id AS device_id, d.status AS status, d.key_version AS key_version,
-            d.next_emm_sequence AS next_emm_sequence, k.wrapped_key AS wrapped_key, k.kcv AS kcv
-        FROM devices d LEFT JOIN device_keys k ON k.device_id = d.device_id AND k.version = d.key_version
-        WHERE \(condition)
-        """ + (dialect == .mariadb ? " FOR UPDATE" : "")
+        let lock: String
+        switch dialect {
+        case .sqlite: lock = ""
+        case .mariadb: lock = " FOR UPDATE"
+        }
+        return """
+            SELECT d.device_id AS device_id, d.status AS status, d.key_version AS key_version,
+                d.next_emm_sequence AS next_emm_sequence, k.wrapped_key AS wrapped_key, k.kcv AS kcv
+            FROM devices d LEFT JOIN device_keys k ON k.device_id = d.device_id AND k.version = d.key_version
+            WHERE \(condition)
+            """ + lock
     }
-    static let deviceByIDSQL: [SQLDialect: String] = [
-        .sqlite: deviceSQL(.sqlite, where: "d.device_id = ?"), .mariadb: deviceSQL(.mariadb, where: "d.device_id = ?"),
-    ]
-    static let activeDevicesSQL: [SQLDialect: String] = [
-        .sqlite: deviceSQL(.sqlite, where: "d.status = 'active' ORDER BY d.device_id"),
-        .mariadb: deviceSQL(.mariadb, where: "d.status = 'active' ORDER BY d.device_id"),
-    ]
+    static let deviceByIDSQLite = deviceSQL(.sqlite, where: "d.device_id = ?")
+    static let deviceByIDMariaDB = deviceSQL(.mariadb, where: "d.device_id = ?")
+    static let activeDevicesSQLite = deviceSQL(.sqlite, where: "d.status = 'active' ORDER BY d.device_id")
+    static let activeDevicesMariaDB = deviceSQL(.mariadb, where: "d.status = 'active' ORDER BY d.device_id")
+
+    var deviceByIDSQL: String {
+        switch connection.dialect {
+        case .sqlite: Self.deviceByIDSQLite
+        case .mariadb: Self.deviceByIDMariaDB
+        }
+    }
+
+    var activeDevicesSQL: String {
+        switch connection.dialect {
+        case .sqlite: Self.activeDevicesSQLite
+        case .mariadb: Self.activeDevicesMariaDB
+        }
+    }
 
     func deviceRow(_ row: SQLRow) throws -> DeviceRow {
         let id = try row.text("device_id")
@@ -276,9 +292,7 @@ struct ApplyContext {
     }
 
     func device(_ deviceID: String) throws -> DeviceRow? {
-        guard let sql = Self.deviceByIDSQL[connection.dialect],
-            let row = try connection.queryFirst(sql, .text(deviceID))
-        else { return nil }
+        guard let row = try connection.queryFirst(deviceByIDSQL, .text(deviceID)) else { return nil }
         return try deviceRow(row)
     }
 
@@ -460,8 +474,7 @@ struct ApplyContext {
             for id in ids { targets.append((id, try activeDevice(id))) }
         case .all:
             // One statement for the whole fan-out: every active device with its current key.
-            guard let sql = Self.activeDevicesSQL[connection.dialect] else { break }
-            targets = try connection.query(sql).map { (try $0.text("device_id"), try deviceRow($0)) }
+            targets = try connection.query(activeDevicesSQL).map { (try $0.text("device_id"), try deviceRow($0)) }
         }
         let position = message.position.map { "\($0.x),\($0.y)" }
         if case .all = request.target {
@@ -540,7 +553,7 @@ struct ApplyContext {
         let sequence = writes.takeSequence(deviceID, stored: storedSequence)
         let timestamp = seconds(now)
         let kek = self.kek
-        let section = try sealers.sealers.withLock { cache in
+        let section = try applier.sealers.withLock { cache in
             try cache.seal(deviceID: deviceID, keyVersion: keyVersion, wrappedKey: wrappedKey, kek: kek) { addressing in
                 EMM(addressing: addressing, keyVersion: UInt16(keyVersion), sequenceNumber: UInt64(sequence),
                     timestamp: timestamp, payload: payload)
