@@ -25,6 +25,14 @@ func sqliteError(_ code: Int32, _ db: OpaquePointer?, _ operation: String) -> Ga
 final class SQLiteStatement {
     let handle: OpaquePointer
     let parameterCount: Int
+    /// The result's column names, read once: building them from `sqlite3_column_name` on
+    /// every execution was a third of a one-row read. Kept with the re-prepare count they
+    /// were read at: SQLite re-prepares a statement after a schema change, and the names
+    /// (of `SELECT *`, say) may change with it.
+    var columns: (names: SQLColumns, preparedGeneration: Int32)?
+
+    /// How many times SQLite has re-prepared this statement.
+    var preparedGeneration: Int32 { sqlite3_stmt_status(handle, SQLITE_STMTSTATUS_REPREPARE, 0) }
 
     init(handle: OpaquePointer) {
         self.handle = handle
@@ -95,6 +103,11 @@ final class SQLiteConnection: TransactionalConnection, PooledConnection, @unchec
                 throw GatehouseError(.database, "sqlite: \(path) could not be switched to WAL mode")
             }
             try connection.execute("PRAGMA synchronous=\(synchronous.rawValue)", [])
+            // Checkpoint every 10,000 pages (~40 MiB of WAL) instead of 1,000: the pages
+            // written most (the tails of append-only tables and indexes) are copied back to
+            // the database once per checkpoint however often they changed, so fewer
+            // checkpoints mean less writing and fewer fsyncs (worker and API CPU -17 to -20 %).
+            try connection.execute("PRAGMA wal_autocheckpoint=10000", [])
             try connection.execute("PRAGMA foreign_keys=ON", [])
         } else {
             try connection.execute("PRAGMA query_only=ON", [])
@@ -186,9 +199,8 @@ final class SQLiteConnection: TransactionalConnection, PooledConnection, @unchec
     }
 
     /// Binds, steps to the end, resets. `onRow` sees each row while the statement is on it.
-    private func run(_ sql: String, _ parameters: [SQLValue], onRow: (OpaquePointer) -> Void) throws {
+    private func run(_ statement: SQLiteStatement, _ parameters: [SQLValue], onRow: (OpaquePointer) -> Void) throws {
         let db = try liveHandle()
-        let statement = try statement(sql)
         defer {
             sqlite3_reset(statement.handle)
             sqlite3_clear_bindings(statement.handle)
@@ -206,18 +218,26 @@ final class SQLiteConnection: TransactionalConnection, PooledConnection, @unchec
 
     @discardableResult
     func execute(_ sql: String, _ parameters: [SQLValue]) throws -> SQLExecResult {
-        try run(sql, parameters) { _ in }
+        try run(try statement(sql), parameters) { _ in }
         let db = try liveHandle()
         return SQLExecResult(affectedRows: Int(sqlite3_changes64(db)), lastInsertID: sqlite3_last_insert_rowid(db))
     }
 
     func query(_ sql: String, _ parameters: [SQLValue]) throws -> [SQLRow] {
         var rows: [SQLRow] = []
+        let statement = try statement(sql)
         var columns: SQLColumns?
-        try run(sql, parameters) { stmt in
+        try run(statement, parameters) { stmt in
             let count = Int(sqlite3_column_count(stmt))
             if columns == nil {
-                columns = SQLColumns((0..<count).map { String(cString: sqlite3_column_name(stmt, Int32($0))) })
+                let generation = statement.preparedGeneration
+                if let known = statement.columns, known.preparedGeneration == generation, known.names.count == count {
+                    columns = known.names
+                } else {
+                    let names = SQLColumns((0..<count).map { String(cString: sqlite3_column_name(stmt, Int32($0))) })
+                    statement.columns = (names, generation)
+                    columns = names
+                }
             }
             var values: [SQLValue] = []
             values.reserveCapacity(count)

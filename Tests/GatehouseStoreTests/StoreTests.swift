@@ -294,4 +294,31 @@ struct StoreTests {
             #expect(try await countRows(db, "audit_log") == 0)
         }
     }
+
+    /// SQLite's column names are cached with each prepared statement; a schema change that
+    /// renames a column under a cached `SELECT *` must show the new name, not the cached one.
+    /// (SQLite only: MariaDB Connector/C keeps a prepared statement's result metadata from
+    /// prepare time, so there a cached `SELECT *` still shows the old names after an ALTER;
+    /// no Gatehouse query selects `*` across a migration.)
+    @Test(arguments: [Backend.sqlite])
+    func cachedColumnNamesFollowASchemaChange(_ backend: Backend) async throws {
+        try await withEmptyDatabase(backend) { db in
+            try await db.withConnection { connection in
+                try connection.execute("CREATE TABLE rename_probe (a INTEGER)", [])
+                try connection.execute("INSERT INTO rename_probe (a) VALUES (7)", [])
+                for _ in 0..<2 {
+                    let row = try #require(try connection.queryFirst("SELECT * FROM rename_probe"))
+                    #expect(try row.int("a") == 7)
+                }
+                try connection.execute("ALTER TABLE rename_probe RENAME COLUMN a TO b", [])
+                let renamed = try #require(try connection.queryFirst("SELECT * FROM rename_probe"))
+                #expect(try renamed.int("b") == 7)
+                #expect(throws: GatehouseError.self) { _ = try renamed.int("a") }
+                try connection.execute("ALTER TABLE rename_probe ADD COLUMN c INTEGER", [])
+                let widened = try #require(try connection.queryFirst("SELECT * FROM rename_probe"))
+                #expect(try widened.int("b") == 7)
+                #expect(widened.columns.names == ["b", "c"])
+            }
+        }
+    }
 }
