@@ -95,7 +95,7 @@ final class SQLiteConnection: TransactionalConnection, PooledConnection, @unchec
         // From here `connection` owns `db` and closes it in deinit, also when setup throws.
         let connection = SQLiteConnection(handle: db, cacheCapacity: cacheCapacity)
         sqlite3_extended_result_codes(db, 1)
-        sqlite3_busy_timeout(db, Int32(clamping: busyTimeoutMilliseconds))
+        gh_sqlite3_set_short_busy_wait(db, Int32(clamping: busyTimeoutMilliseconds))
         if isWriter {
             let mode = try connection.query("PRAGMA journal_mode=WAL", []).first?[0]
             let isMemory = path == ":memory:" || path.isEmpty
