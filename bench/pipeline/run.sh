@@ -3,9 +3,11 @@
 # the database (requests.accepted_at vs requests.processed_at, the latter set in the worker's
 # transaction that stores the EMMs). See docs/benchmarks-pipeline.md.
 #
-#   bench/pipeline/run.sh embedded|kafka [GATEHOUSE_BINARY]
+#   bench/pipeline/run.sh embedded|serve|kafka [GATEHOUSE_BINARY]
 #
 #   embedded  `gatehouse api` + `gatehouse worker` (relay inside) on one SQLite file, embedded bus
+#   serve     `gatehouse serve`: the same in one process (plus playout and monitor), as the README
+#             starts it; no drain phase (the worker cannot be stopped on its own)
 #   kafka     the same two processes on MariaDB (GATEHOUSE_DATABASE_URL=mysql://...) and a Kafka
 #             broker (GATEHOUSE_BUS_URL=kafka://...); start both first:
 #               scripts/mariadb.sh start /tmp/pipe-mariadb 35306
@@ -27,8 +29,8 @@
 # BENCH_KEEP=1 keeps the run directory, BENCH_PERF=FILE perf-records the worker while it drains. Worker/relay settings pass through (GATEHOUSE_RELAY_BATCH, ...).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-MODE="${1:?usage: run.sh embedded|kafka [GATEHOUSE_BINARY]}"
-case "$MODE" in embedded|kafka) ;; *) echo "run.sh: mode is embedded or kafka" >&2; exit 2 ;; esac
+MODE="${1:?usage: run.sh embedded|serve|kafka [GATEHOUSE_BINARY]}"
+case "$MODE" in embedded|serve|kafka) ;; *) echo "run.sh: mode is embedded, serve or kafka" >&2; exit 2 ;; esac
 command -v wrk >/dev/null || { echo "run.sh: wrk is not installed (Debian: apt-get install wrk)" >&2; exit 2; }
 if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then export PATH="/opt/swift/usr/bin:$PATH"; fi
 BIN="${2:-${GATEHOUSE_BIN:-}}"
@@ -76,6 +78,7 @@ export GATEHOUSE_HTTP_ADDR="127.0.0.1:$PORT"
 export GATEHOUSE_LOG_LEVEL="${GATEHOUSE_LOG_LEVEL:-warning}"
 export GATEHOUSE_OUTBOX_LIMIT="${GATEHOUSE_OUTBOX_LIMIT:-100000000}"
 mkdir -p "$GATEHOUSE_DATA_DIR"
+touch "$RUN_DIR/worker.log"
 if [ "$MODE" = kafka ]; then
     MYSQL_BASE="${BENCH_MYSQL:-mysql://gatehouse:gatehouse@127.0.0.1:35306}"
     DB_NAME="gatehouse_t_pipe_$RUN_ID"
@@ -120,6 +123,7 @@ if [ "$MODE" = kafka ]; then
 fi
 cpu_snapshot() {
     local out="api=$(cpu_ms "$API_PID") worker=$(cpu_ms "$WORKER_PID")" e
+    [ "$MODE" = serve ] && out="serve=$(cpu_ms "$API_PID")"
     for e in "${EXTRA_PIDS[@]}"; do out+=" ${e%%:*}=$(cpu_ms "${e#*:}")"; done
     echo "$out"
 }
@@ -130,7 +134,7 @@ print(", ".join("%s %d ms" % (k, int(b[k]) - int(a.get(k, 0))) for k in b))' "$1
 }
 
 start_api() {
-    "$BIN" api >"$RUN_DIR/api.log" 2>&1 &
+    "$BIN" "$([ "$MODE" = serve ] && echo serve || echo api)" >"$RUN_DIR/api.log" 2>&1 &
     API_PID=$!
     for _ in $(seq 1 300); do
         curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return 0
@@ -140,10 +144,11 @@ start_api() {
     echo "run.sh: the API did not come up" >&2; exit 1
 }
 start_worker() {
+    [ "$MODE" = serve ] && { WORKER_PID=$API_PID; return 0; }  # serve runs the worker itself
     "$BIN" worker >>"$RUN_DIR/worker.log" 2>&1 &
     WORKER_PID=$!
 }
-stop_worker() { stop_pid "$WORKER_PID"; WORKER_PID=""; }
+stop_worker() { [ "$MODE" = serve ] || stop_pid "$WORKER_PID"; WORKER_PID=""; }
 # wait until nothing accepted is left (bounded)
 wait_processed() {
     local deadline=$(( $(date +%s) + TIMEOUT )) left
@@ -190,6 +195,7 @@ log "keys: registering $DEVICES devices"
 load keys "$DEVICES" 1 0 4
 wait_processed
 
+if [ "$MODE" != serve ]; then
 log "drain: worker stopped, $BURST requests accepted, then the worker starts"
 stop_worker
 from=$(now_ms)
@@ -208,6 +214,7 @@ finished=$(now_ms)
 if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" || true; fi
 log "  worker: $(( finished - started )) ms wall to drain; CPU: $(cpu_delta "$cpu0" "$(cpu_snapshot)") (worker: since start)"
 phase_stats drain "$from" "$to" --start "$started"
+fi
 
 log "burst: worker running, $BURST requests as fast as possible"
 cpu0=$(cpu_snapshot)
