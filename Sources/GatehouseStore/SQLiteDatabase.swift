@@ -1,3 +1,4 @@
+import Dispatch
 import GatehouseCore
 
 /// The embedded store: one SQLite file in WAL mode, one writer connection and a few
@@ -20,6 +21,10 @@ public final class SQLiteDatabase: SQLDatabase {
         public var isRelaxedSync: Bool = true
         /// Prepared statements kept per connection. Default 64.
         public var statementCacheCapacity: Int = 64
+        /// How often a background connection checkpoints the WAL into the database file.
+        /// Default 100 ms; nil leaves checkpoints to the commit that crosses SQLite's
+        /// threshold (slower commits, p99 spikes). Ignored for `:memory:`.
+        public var checkpointInterval: Duration? = .milliseconds(100)
 
         public init(path: String) { self.path = path }
     }
@@ -27,17 +32,19 @@ public final class SQLiteDatabase: SQLDatabase {
     public let configuration: Configuration
     private let writer: ConnectionPool<SQLiteConnection>
     private let readers: ConnectionPool<SQLiteConnection>?
+    private let checkpointer: SQLiteCheckpointer?
     private let logger: Logger
 
     public var dialect: SQLDialect { .sqlite }
 
     private init(
         configuration: Configuration, writer: ConnectionPool<SQLiteConnection>,
-        readers: ConnectionPool<SQLiteConnection>?, logger: Logger
+        readers: ConnectionPool<SQLiteConnection>?, checkpointer: SQLiteCheckpointer?, logger: Logger
     ) {
         self.configuration = configuration
         self.writer = writer
         self.readers = readers
+        self.checkpointer = checkpointer
         self.logger = logger
     }
 
@@ -67,7 +74,12 @@ public final class SQLiteDatabase: SQLDatabase {
         logger.info(
             "sqlite database open",
             ["db.path": path, "db.readers": String(readerPool?.maxSize ?? 0), "db.synchronous": sync.rawValue])
-        return SQLiteDatabase(configuration: configuration, writer: writerPool, readers: readerPool, logger: logger)
+        let checkpointer = configuration.checkpointInterval.flatMap { interval in
+            isMemory ? nil : SQLiteCheckpointer(path: path, interval: interval, busyTimeoutMilliseconds: busy, logger: logger)
+        }
+        return SQLiteDatabase(
+            configuration: configuration, writer: writerPool, readers: readerPool, checkpointer: checkpointer,
+            logger: logger)
     }
 
     @discardableResult
@@ -106,9 +118,19 @@ public final class SQLiteDatabase: SQLDatabase {
         }
     }
 
-    /// Closes readers first, then the writer (whose close checkpoints the WAL into the file).
+    /// Stops the checkpointer, closes readers, then the writer (whose close checkpoints the WAL into the file).
     public func close() async {
+        if let checkpointer {
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                DispatchQueue.global().async {
+                    checkpointer.stop()
+                    done.resume()
+                }
+            }
+        }
         await readers?.close()
         await writer.close()
     }
+
+    deinit { checkpointer?.stop() }
 }
