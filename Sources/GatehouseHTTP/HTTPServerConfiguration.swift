@@ -90,12 +90,14 @@ public struct HTTPServerConfiguration: Sendable {
     public var connectionLimit = 256
     /// Seconds a connection may stay idle (including keep-alive) before it is closed. Default 30.
     public var connectionTimeoutSeconds = 30
-    /// Worker threads, each with its own epoll loop; handlers run on them. Default: 16 per
-    /// active processor core, at most 64. Handlers block on the database; while some wait
-    /// for a commit the others keep parsing and answering, and the writes that arrive
-    /// together share one commit (on 2 cores, 32 threads accepted 7,000–10,500 writes/s
-    /// where 8 accepted 6,100–7,400 and 2 about 4,000: see docs/benchmarks-api.md).
-    public var threadCount = min(64, 16 * ProcessInfo.processInfo.activeProcessorCount)
+    /// Worker threads, each with its own epoll loop; handlers run on them. Default: four
+    /// per active processor core, at most 64. Handlers block on the database; while some
+    /// wait for a commit the others keep parsing and answering, and writes that arrive
+    /// together share one commit. On 2 cores, 8 threads accepted 6,100–7,400 writes/s
+    /// (2 threads: ~4,000) and served 19,000 device reads/s; 32 threads accepted more
+    /// writes (7,000–10,500/s) but halved the reads (thread switches): see
+    /// docs/benchmarks-api.md. Raise it for write-heavy loads.
+    public var threadCount = min(64, 4 * ProcessInfo.processInfo.activeProcessorCount)
     /// How long `shutdown()` waits for requests in flight before closing connections. Default 5 s.
     public var shutdownGracePeriodSeconds = 5.0
     /// HTTPS when set. Default nil (plain HTTP; terminate TLS here or in a proxy).

@@ -11,9 +11,12 @@ public final class SQLiteDatabase: SQLDatabase {
     public struct Configuration: Sendable {
         /// The database file (created when missing). `-wal` and `-shm` files appear next to it.
         public var path: String
-        /// Reader connections for `read`. Default 4; 0 sends reads to the writer (needed
-        /// for `:memory:`, which is private to one connection).
-        public var readerCount: Int = 4
+        /// Reader connections for `read`. Default 16, so each HTTP worker thread (4 per
+        /// core) finds one free instead of queueing for it (4 readers held device reads at
+        /// 10,000/s with 32 threads, 16 gave 19,000/s with 8); a reader costs a file handle
+        /// and its page cache. 0 sends reads to the writer (needed for `:memory:`, which is
+        /// private to one connection).
+        public var readerCount: Int = 16
         /// How long a connection waits for a lock held by another process. Default 5 s.
         public var busyTimeoutMilliseconds: Int = 5000
         /// Default `true` (`synchronous=NORMAL`): commits survive a process crash; a power

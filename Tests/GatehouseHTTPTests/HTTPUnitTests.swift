@@ -168,7 +168,7 @@ struct HTTPUnitTests {
         #expect(defaults.address.description == "127.0.0.1:8080")
         #expect(defaults.maximumBodySize == 65536)
         #expect(defaults.connectionTimeoutSeconds == 30)
-        #expect(defaults.threadCount == min(64, 16 * ProcessInfo.processInfo.activeProcessorCount))
+        #expect(defaults.threadCount == min(64, 4 * ProcessInfo.processInfo.activeProcessorCount))
         let loaded = try HTTPServerConfiguration.load(
             from: ConfigSource(environment: [
                 "GATEHOUSE_HTTP_ADDR": "[::1]:9090", "GATEHOUSE_HTTP_MAX_BODY_BYTES": "1024",
