@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import GatehouseDomain
+import GatehouseTestSupport
 
 /// What the outbox held before the hand-written encoder: the reference for every byte.
 private func foundationEncoded(_ command: Command) throws -> [UInt8] {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import GatehouseDomain
+import GatehouseTestSupport
 
 /// The body parser as it was: a UTF-8 check, then `JSONDecoder` through `JSONValue`'s
 /// `Decodable` init.

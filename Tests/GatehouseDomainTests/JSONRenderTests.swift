@@ -3,6 +3,7 @@ import GatehouseCore
 import Testing
 
 @testable import GatehouseDomain
+import GatehouseTestSupport
 
 /// `JSONValue.rendered` as it was written before the byte writer, kept verbatim as the
 /// reference: API responses and the idempotency digest depend on this exact output.

@@ -295,21 +295,9 @@ struct ReplayGuardTests {
 
 @Suite("EMM decoder robustness")
 struct EMMFuzzTests {
-    /// SplitMix64: a seeded generator so a failure reproduces.
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test("random, truncated and mutated bytes never crash the decoder")
     func fuzz() throws {
-        var rng = SplitMix64(state: 0x6A7E_4F05)
+        var rng = SplitMix64(seed: 0x6A7E_4F05)
         let sealer = try EMMSealer(key: exampleKey, keyVersion: 1)
         let opener = try EMMOpener(key: exampleKey, keyVersion: 1)
         var valid: [[UInt8]] = []

@@ -17,24 +17,19 @@ struct BlockingAccessTests {
         try await database.withConnection { try $0.execute("CREATE TABLE blocking_probe (id VARCHAR(32) PRIMARY KEY, n INTEGER)", []) }
         let threads = 12, perThread = 40
         let failures = Mutex<[String]>([])
-        let group = DispatchGroup()
-        for t in 0..<threads {
-            group.enter()
-            Thread.detachNewThread {
-                defer { group.leave() }
-                for i in 0..<perThread {
-                    do {
-                        try database.transactionBlocking { connection in
-                            try connection.execute("INSERT INTO blocking_probe (id, n) VALUES (?, ?)", .text("t\(t)-\(i)"), .int64(Int64(i)))
-                        }
-                        _ = try database.readBlocking { try $0.queryFirst("SELECT n FROM blocking_probe WHERE id = ?", .text("t\(t)-\(i)")) }
-                    } catch {
-                        failures.withLock { $0.append(String(describing: error)) }
+        // Threads blocking in the pool, and async borrowers at the same time.
+        async let threadsDone: Void = onThreads(threads) { t in
+            for i in 0..<perThread {
+                do {
+                    try database.transactionBlocking { connection in
+                        try connection.execute("INSERT INTO blocking_probe (id, n) VALUES (?, ?)", .text("t\(t)-\(i)"), .int64(Int64(i)))
                     }
+                    _ = try database.readBlocking { try $0.queryFirst("SELECT n FROM blocking_probe WHERE id = ?", .text("t\(t)-\(i)")) }
+                } catch {
+                    failures.withLock { $0.append(String(describing: error)) }
                 }
             }
         }
-        // Async borrowers at the same time.
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             for a in 0..<4 {
                 tasks.addTask {
@@ -47,12 +42,7 @@ struct BlockingAccessTests {
             }
             try await tasks.waitForAll()
         }
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                group.wait()
-                done.resume()
-            }
-        }
+        await threadsDone
         #expect(failures.withLock { $0 }.isEmpty)
         let count = try await database.read { try $0.queryFirst("SELECT COUNT(*) AS n FROM blocking_probe")!.int("n") }
         #expect(count == (threads + 4) * perThread)

@@ -9,24 +9,6 @@ import Testing
 /// caller gets its own result, and one caller's failure is not another's.
 @Suite("Group commit", .serialized)
 struct GroupCommitTests {
-    /// Runs `work` on `count` new threads and waits for all of them.
-    private func onThreads(_ count: Int, _ work: @escaping @Sendable (Int) -> Void) async {
-        let group = DispatchGroup()
-        for index in 0..<count {
-            group.enter()
-            Thread.detachNewThread {
-                defer { group.leave() }
-                work(index)
-            }
-        }
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                group.wait()
-                done.resume()
-            }
-        }
-    }
-
     /// Waits (bounded) until `condition` holds; false when it never did.
     private func eventually(_ condition: () -> Bool) async -> Bool {
         for _ in 0..<1000 {
