@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseCore
 
 /// Writes JSON into a byte array, without the many small Strings that concatenation builds.
 ///
@@ -27,35 +28,39 @@ struct JSONByteWriter {
     /// Appends a quoted string. Escaping looks at ASCII bytes only, so working on the UTF-8
     /// bytes gives the same output as walking the scalars.
     mutating func appendQuoted(_ string: String, _ escaping: Escaping) {
+        guard escaping == .foundation else {
+            JSONLine.appendQuoted(string, to: &bytes)  // the log lines' escaping, one implementation
+            return
+        }
         bytes.append(ASCII.quote)
         var string = string
         string.withUTF8 { utf8 in
             var runStart = 0
             for i in 0..<utf8.count {
                 let byte = utf8[i]
-                guard byte < 0x20 || byte == ASCII.quote || byte == ASCII.backslash
-                    || (byte == ASCII.slash && escaping == .foundation)
+                guard byte < 0x20 || byte == ASCII.quote || byte == ASCII.backslash || byte == ASCII.slash
                 else { continue }
                 if runStart < i { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
                 runStart = i + 1
-                appendEscape(byte, escaping)
+                appendEscape(byte)
             }
             if runStart < utf8.count { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...])) }
         }
         bytes.append(ASCII.quote)
     }
 
-    private mutating func appendEscape(_ byte: UInt8, _ escaping: Escaping) {
+    /// `JSONEncoder`'s escape for `byte`.
+    private mutating func appendEscape(_ byte: UInt8) {
         bytes.append(ASCII.backslash)
         switch byte {
         case ASCII.quote, ASCII.backslash, ASCII.slash: bytes.append(byte)
         case ASCII.lineFeed: bytes.append(ASCII.n)
         case ASCII.carriageReturn: bytes.append(ASCII.r)
         case ASCII.tab: bytes.append(ASCII.t)
-        case 0x08 where escaping == .foundation: bytes.append(ASCII.b)
-        case 0x0C where escaping == .foundation: bytes.append(ASCII.f)
+        case 0x08: bytes.append(ASCII.b)
+        case 0x0C: bytes.append(ASCII.f)
         default:
-            // Lowercase hex, as both JSONLine.quote and JSONEncoder write it.
+            // Lowercase hex, as JSONEncoder writes it.
             let hex: StaticString = "0123456789abcdef"
             bytes.append(ASCII.u)
             bytes.append(ASCII.zero)
