@@ -114,7 +114,9 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "GatehouseAPITests",
-            dependencies: ["GatehouseAPI", "GatehouseCLI", "GatehouseStore", "GatehouseWorker", "GatehouseTestSupport"],
+            dependencies: [
+                "GatehouseAPI", "GatehouseBus", "GatehouseCLI", "GatehouseStore", "GatehouseWorker", "GatehouseTestSupport",
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "GatehouseBusTests",

@@ -19,12 +19,15 @@ public final class APIService: Sendable {
     private let acceptedByKind: LabeledCounters<String>
     let logger: Logger
 
+    /// - Parameter publisher: puts each command on the bus in its request's transaction
+    ///   (the embedded bus; see `InTransactionPublisher`); `nil` leaves it to the outbox relay.
     public init(database: any SQLDatabase, kek: KeyEncryptionKey, configuration: APIConfiguration = APIConfiguration(),
-        metrics: MetricsRegistry, extraMetrics: [MetricsRegistry] = [], logger: Logger)
+        publisher: InTransactionPublisher? = nil, metrics: MetricsRegistry, extraMetrics: [MetricsRegistry] = [],
+        logger: Logger)
     {
         self.extraMetrics = extraMetrics
         self.database = database
-        self.ledger = RequestLedger(database: database, configuration: configuration)
+        self.ledger = RequestLedger(database: database, configuration: configuration, publisher: publisher)
         self.kek = kek
         self.configuration = configuration
         self.metrics = metrics

@@ -11,20 +11,47 @@ public struct AcceptedRequest: Sendable, Equatable {
     public var isReplay: Bool
 }
 
+/// Puts a command on the bus inside the transaction that stores its request, for a bus
+/// that lives in the API's own database (the embedded bus). The bus row then commits with
+/// the request, so the outbox relay has nothing to move and the worker sees the command
+/// one write transaction sooner. The CLI builds it from `EmbeddedBusProducer`.
+public struct InTransactionPublisher: Sendable {
+    /// Appends one command (`key`: its partition key, `at`: milliseconds since the epoch)
+    /// inside the caller's write transaction; plain statements, safe to run again after a
+    /// rollback (`GroupCommit` may).
+    public var append: @Sendable (_ connection: any SQLConnection, _ key: String, _ payload: [UInt8], _ at: Int64) throws -> Void
+    /// Commands on the bus the worker has not taken yet: the API's backlog in this mode.
+    public var backlog: @Sendable (_ connection: any SQLConnection) throws -> Int
+
+    public init(
+        append: @escaping @Sendable (any SQLConnection, String, [UInt8], Int64) throws -> Void,
+        backlog: @escaping @Sendable (any SQLConnection) throws -> Int
+    ) {
+        self.append = append
+        self.backlog = backlog
+    }
+}
+
 /// Stores accepted requests: the `requests` row and its outbox entry in one
 /// transaction, so an acknowledged request is never lost and never half-stored.
 /// Requests accepted at the same moment on different HTTP threads share that
 /// transaction (`GroupCommit`): one commit for all of them, each answered after it.
+///
+/// With an `InTransactionPublisher` the command goes onto the bus in that transaction as
+/// well, and its outbox row is stored already stamped published (the relay still finds it
+/// there to publish again if its request stays unprocessed too long).
 public final class RequestLedger: Sendable {
     let database: any SQLDatabase
     let configuration: APIConfiguration
     let groupCommit: GroupCommit
+    let publisher: InTransactionPublisher?
     private let backlog = Mutex<(count: Int, measuredAt: UInt64)>((0, 0))
 
-    public init(database: any SQLDatabase, configuration: APIConfiguration) {
+    public init(database: any SQLDatabase, configuration: APIConfiguration, publisher: InTransactionPublisher? = nil) {
         self.database = database
         self.configuration = configuration
         self.groupCommit = GroupCommit(database: database)
+        self.publisher = publisher
     }
 
     /// Stores a command durably.
@@ -42,6 +69,7 @@ public final class RequestLedger: Sendable {
         try checkBacklog()
         let payload = try command.encoded()
         let response = #"{"request_id":"\#(command.requestID)","status":"accepted"}"#
+        let publisher = self.publisher
         do {
             try groupCommit.run { connection in
                 try connection.execute(
@@ -51,9 +79,18 @@ public final class RequestLedger: Sendable {
                     """,
                     .text(command.requestID), .text(command.kind), SQLValue(idempotencyKey), .text(bodyDigest),
                     .text(command.actor), .int64(command.acceptedAt), .text(response))
-                try connection.execute(
-                    "INSERT INTO outbox (request_id, partition_key, payload, created_at) VALUES (?, ?, ?, ?)",
-                    .text(command.requestID), .text(command.partitionKey), .blob(payload), .int64(command.acceptedAt))
+                if let publisher {
+                    try connection.execute(
+                        "INSERT INTO outbox (request_id, partition_key, payload, created_at, published_at) "
+                            + "VALUES (?, ?, ?, ?, ?)",
+                        .text(command.requestID), .text(command.partitionKey), .blob(payload),
+                        .int64(command.acceptedAt), .int64(command.acceptedAt))
+                    try publisher.append(connection, command.partitionKey, payload, command.acceptedAt)
+                } else {
+                    try connection.execute(
+                        "INSERT INTO outbox (request_id, partition_key, payload, created_at) VALUES (?, ?, ?, ?)",
+                        .text(command.requestID), .text(command.partitionKey), .blob(payload), .int64(command.acceptedAt))
+                }
             }
         } catch let error as GatehouseError where error.code == .conflict && idempotencyKey != nil {
             // Two requests with one key raced; the other one won. Answer as a replay.
@@ -93,10 +130,14 @@ public final class RequestLedger: Sendable {
         }
     }
 
-    /// Accepted requests whose command has not left the outbox yet.
+    /// Accepted requests whose command has not left the outbox yet, plus (with an
+    /// `InTransactionPublisher`) those on the bus the worker has not taken yet.
     public func unpublishedCount() throws -> Int {
-        try database.readBlocking { connection in
-            try connection.queryFirst("SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL")?.int("n") ?? 0
+        let publisher = self.publisher
+        return try database.readBlocking { connection in
+            let outbox =
+                try connection.queryFirst("SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL")?.int("n") ?? 0
+            return try outbox + (publisher?.backlog(connection) ?? 0)
         }
     }
 }

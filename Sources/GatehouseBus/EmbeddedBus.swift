@@ -85,6 +85,16 @@ enum EmbeddedBusSQL {
         )?.int64("next_offset") ?? 0
     }
 
+    /// Messages in `topic` that `group` has not committed yet: the last offset stored plus
+    /// one, less the group's committed next offset (0 for an unknown topic).
+    static func lag(_ connection: any SQLConnection, group: String, topic: String) throws -> Int {
+        guard
+            let last = try connection.queryFirst("SELECT last_offset FROM bus_topics WHERE topic = ?", .text(topic))?
+                .int64("last_offset")
+        else { return 0 }
+        return Int(max(0, last + 1 - (try committedNextOffset(connection, group: group, topic: topic))))
+    }
+
     static func storeOffset(_ connection: any SQLConnection, group: String, topic: String, next: Int64) throws {
         let sql =
             connection.dialect == .sqlite
@@ -157,6 +167,13 @@ public final class EmbeddedBusProducer: BusProducer {
             start = end
         }
         return last
+    }
+
+    /// Messages in `topic` that `group` has not committed yet, read on `connection` (any
+    /// connection to this producer's database). The API uses it as its backlog when it
+    /// publishes in its own transactions.
+    public static func lag(_ connection: any SQLConnection, group: String, topic: String) throws -> Int {
+        try EmbeddedBusSQL.lag(connection, group: group, topic: topic)
     }
 
     /// All messages in one transaction: stored together or not at all.
@@ -288,6 +305,29 @@ public final class EmbeddedBusConsumer: BusConsumer {
         }
         return records
     }
+
+    /// Whether this consumer keeps its offsets in `database` itself (the same pool object),
+    /// so they can be committed inside a transaction on it (`commit(_:in:)`).
+    public func stores(in database: any SQLDatabase) -> Bool {
+        (self.database as AnyObject) === (database as AnyObject)
+    }
+
+    /// Commits `records` (for each topic, the highest offset among them) inside the
+    /// caller's write transaction on this consumer's database: the worker's effects and its
+    /// position commit together, so nothing is redelivered after a crash and the batch
+    /// costs one commit instead of two. Call `didCommit()` once that transaction committed.
+    /// - Throws: `.bus` when the consumer is closed; database errors.
+    public func commit(_ records: [BusRecord], in connection: any SQLConnection) throws {
+        guard !state.withLock({ $0.isClosed }) else { throw GatehouseError(.bus, "the bus consumer is closed") }
+        var next: [String: Int64] = [:]
+        for record in records { next[record.topic] = max(next[record.topic] ?? 0, record.offset + 1) }
+        for (topic, offset) in next.sorted(by: { $0.key < $1.key }) {
+            try EmbeddedBusSQL.storeOffset(connection, group: group, topic: topic, next: offset)
+        }
+    }
+
+    /// After a transaction with `commit(_:in:)` committed: the housekeeping `commit` does.
+    public func didCommit() async throws { try await retainIfDue() }
 
     public func commit(_ record: BusRecord) async throws {
         guard !state.withLock({ $0.isClosed }) else { throw GatehouseError(.bus, "the bus consumer is closed") }

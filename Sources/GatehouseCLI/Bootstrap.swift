@@ -37,7 +37,8 @@ struct Bootstrap: Sendable {
         let http = try HTTPServerConfiguration.load(from: settings.source)
         let api = APIService(
             database: database, kek: kek, configuration: try APIConfiguration.load(from: settings.source),
-            metrics: metrics, extraMetrics: extraMetrics, logger: logger.with(label: "api"))
+            publisher: try await inTransactionPublisher(busSettings()), metrics: metrics,
+            extraMetrics: extraMetrics, logger: logger.with(label: "api"))
         let tokens = try await StoredTokenAuthenticator(tokens: APITokens(database: database))
         return APIServer(service: api, httpConfiguration: http, tokens: tokens, logger: logger.with(label: "http"))
     }

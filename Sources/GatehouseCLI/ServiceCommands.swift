@@ -35,6 +35,10 @@ extension Bootstrap {
         try await Bus.makeProducer(bus, database: database, logger: logger.with(label: "bus"), kafkaOptions: try kafkaOptions())
     }
 
+    func inTransactionPublisher(_ bus: BusSettings) async throws -> InTransactionPublisher? {
+        try await APIBusWiring.inTransactionPublisher(database: database, bus: bus, logger: logger.with(label: "bus"))
+    }
+
     /// The outbox relay: moves accepted requests from the outbox onto the bus.
     func relayService(bus: BusSettings, producer: any BusProducer) throws -> RelayService {
         RelayService(relay: OutboxRelay(
@@ -50,6 +54,28 @@ extension Bootstrap {
         return WorkerService(
             applier: applier, consumer: consumer, producer: producer, deadLetterTopic: bus.deadLetterTopic,
             options: try WorkerService.Options(settings.source), metrics: metrics, logger: logger.with(label: "worker"))
+    }
+}
+
+/// How the API hands commands to the bus (`api` and `serve` use it, and so do the tests).
+public enum APIBusWiring {
+    /// On the embedded bus the API appends each command to the bus in its request's own
+    /// transaction (the bus tables are in the same database), and its backlog is what the
+    /// worker's group has not consumed; on Kafka it returns nil and the relay moves commands.
+    public static func inTransactionPublisher(database: any SQLDatabase, bus: BusSettings, logger: Logger)
+        async throws -> InTransactionPublisher?
+    {
+        guard bus.configuration == .embedded else { return nil }
+        let producer = EmbeddedBusProducer(database: database, logger: logger)
+        let topic = bus.commandsTopic
+        let group = bus.consumerGroup
+        // Makes sure of the topic's offset row now, outside any request's transaction.
+        try await producer.prepare([BusMessage(topic: topic, key: "*", value: [])])
+        return InTransactionPublisher(
+            append: { connection, key, payload, at in
+                try producer.append([BusMessage(topic: topic, key: key, value: payload)], in: connection, at: at)
+            },
+            backlog: { connection in try EmbeddedBusProducer.lag(connection, group: group, topic: topic) })
     }
 }
 

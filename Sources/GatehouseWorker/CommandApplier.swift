@@ -106,7 +106,11 @@ public final class CommandApplier: Sendable {
     /// The batch's audit rows are written together just before the commit.
     /// - Throws: infrastructure failures (nothing was stored; the caller falls back to `apply`
     ///   one command at a time, with its retries).
-    public func applyBatch(_ commands: [Command]) async throws -> BatchOutcome {
+    /// - Parameter alsoInTransaction: run inside the same transaction after the batch's
+    ///   writes (the embedded bus's offset commit), so it commits or rolls back with them.
+    public func applyBatch(
+        _ commands: [Command], alsoInTransaction: (@Sendable (any SQLConnection) throws -> Void)? = nil
+    ) async throws -> BatchOutcome {
         guard !commands.isEmpty else { return .applied([]) }
         do {
             let outcomes = try await database.transaction { [self] connection in
@@ -121,6 +125,7 @@ public final class CommandApplier: Sendable {
                     }
                 }
                 try writes.flush(connection)
+                try alsoInTransaction?(connection)
                 return outcomes
             }
             for (command, outcome) in zip(commands, outcomes) { log(command, outcome) }

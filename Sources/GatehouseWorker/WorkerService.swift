@@ -8,7 +8,9 @@ import Synchronization
 /// Consumes commands from the bus and applies them exactly once: the database
 /// transaction (rules + EMMs + request status) commits first, the bus offset after it.
 /// A crash in between redelivers the command, which then finds its request no longer
-/// `accepted` and changes nothing.
+/// `accepted` and changes nothing. On the embedded bus in the worker's own database the
+/// offsets of a batch are written inside its transaction instead: one commit, and nothing
+/// to redeliver.
 ///
 /// Poison messages (undecodable, unknown kind, or failing `maximumAttempts` times for a
 /// reason that is not a passing outage) go to the dead-letter topic with the reason,
@@ -107,10 +109,29 @@ public final class WorkerService: GatehouseService {
                 index += 1
                 continue
             }
+            // The last record of each partition in the run: what the offset commit names.
+            var last: [String: BusRecord] = [:]
+            for record in records[index..<end] {
+                let key = "\(record.topic)/\(record.partition)"
+                if let seen = last[key], seen.offset > record.offset { continue }
+                last[key] = record
+            }
+            let toCommit = last.values.sorted(by: { $0.offset < $1.offset })
+            // The embedded bus in the worker's own database: the offsets go into the batch's
+            // transaction (one commit, and no redelivery after a crash). Otherwise they are
+            // committed after it.
+            var inTransaction: EmbeddedBusConsumer?
+            if let embedded = consumer as? EmbeddedBusConsumer, embedded.stores(in: applier.database) {
+                inTransaction = embedded
+            }
+            var commitOffsets: (@Sendable (any SQLConnection) throws -> Void)?
+            if let inTransaction {
+                commitOffsets = { connection in try inTransaction.commit(toCommit, in: connection) }
+            }
             let started = ContinuousClock.now
             let outcome: CommandApplier.BatchOutcome
             do {
-                outcome = try await applier.applyBatch(commands)
+                outcome = try await applier.applyBatch(commands, alsoInTransaction: commitOffsets)
             } catch is CancellationError {
                 return false
             } catch {
@@ -137,15 +158,17 @@ public final class WorkerService: GatehouseService {
                     logger.warning("worker.fault_injected_crash", ["request.id": commands[commands.count - 1].requestID])
                     kill(getpid(), SIGKILL)
                 }
-                // After the database commit: the last record of each partition in the run.
-                var last: [String: BusRecord] = [:]
-                for record in records[index..<end] {
-                    let key = "\(record.topic)/\(record.partition)"
-                    if let seen = last[key], seen.offset > record.offset { continue }
-                    last[key] = record
-                }
-                for record in last.values.sorted(by: { $0.offset < $1.offset }) {
-                    guard try await commit(record) else { return false }
+                if let inTransaction {
+                    do {
+                        try await inTransaction.didCommit()
+                    } catch {
+                        logger.warning("worker.bus_housekeeping_failed", ["error": String(describing: error)])
+                    }
+                } else {
+                    // After the database commit.
+                    for record in toCommit {
+                        guard try await commit(record) else { return false }
+                    }
                 }
                 index = end
             }

@@ -1,5 +1,7 @@
 import Foundation
 import GatehouseAPI
+import GatehouseBus
+import GatehouseCLI
 import GatehouseCore
 import GatehouseCrypto
 import GatehouseDomain
@@ -25,17 +27,26 @@ final class APIStack: Sendable {
     let logs: MemorySink
     let applier: CommandApplier
 
-    static func start(_ kind: StoreKind, configuration: APIConfiguration = APIConfiguration()) async throws -> APIStack {
+    /// - Parameter embeddedBus: wire the API as `gatehouse api` does on the embedded bus
+    ///   (commands appended to the bus in the request's transaction); default: outbox only.
+    static func start(
+        _ kind: StoreKind, configuration: APIConfiguration = APIConfiguration(), embeddedBus: Bool = false
+    ) async throws -> APIStack {
         let handle = try await TestDatabases.make(kind)
         let logs = MemorySink()
         let logger = Logger(label: "test", minimumLevel: .debug, sink: logs)
+        let publisher =
+            embeddedBus
+            ? try await APIBusWiring.inTransactionPublisher(database: handle.database, bus: BusSettings(), logger: logger)
+            : nil
         let kek = try KeyEncryptionKey(key: try SymmetricKey.random(size: .bits256))
         let tokens = APITokens(database: handle.database)
         let admin = try await tokens.create(name: "admin", scopes: [.read, .write, .keys], now: 0)
         let reader = try await tokens.create(name: "reader", scopes: [.read], now: 0)
         let writer = try await tokens.create(name: "sms", scopes: [.read, .write], now: 0)
         let service = APIService(
-            database: handle.database, kek: kek, configuration: configuration, metrics: MetricsRegistry(), logger: logger)
+            database: handle.database, kek: kek, configuration: configuration, publisher: publisher,
+            metrics: MetricsRegistry(), logger: logger)
         var http = HTTPServerConfiguration(address: HTTPServerAddress(host: "127.0.0.1", port: 0))
         http.threadCount = 4
         let server = HTTPServer(

@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseAPI
+import GatehouseBus
 import GatehouseCore
 import GatehouseDomain
 import GatehouseTestSupport
@@ -220,6 +221,62 @@ struct APITests {
         }
         #expect(statuses == [202, 202, 202, 503, 503])
         #expect(try await stack.count("requests") == 3)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func onTheEmbeddedBusCommandsCommitWithTheirRequest(kind: StoreKind) async throws {
+        var configuration = APIConfiguration()
+        configuration.outboxBacklogLimit = 3
+        let stack = try await APIStack.start(kind, configuration: configuration, embeddedBus: true)
+        defer { Task { await stack.stop() } }
+        var ids: [String] = []
+        for product in 1...3 {
+            let reply = try await stack.call("POST", "/add_entitlement", token: stack.writer,
+                body: #"{"device_id":"d1","product_id":\#(product),"end_time":"2099-01-01T00:00:00Z"}"#)
+            #expect(reply.status == 202)
+            ids.append(try #require(reply.string("request_id")))
+        }
+        // On the bus already, in order, keyed by device; the outbox rows are stamped
+        // published at acceptance, so the relay has nothing to move.
+        let (bus, outbox) = try await stack.handle.database.read { connection in
+            (
+                try connection.query(
+                    "SELECT message_offset, partition_key, payload FROM bus_messages "
+                        + "WHERE topic = 'gatehouse.commands' ORDER BY message_offset"
+                ).map { (try $0.int64("message_offset"), try $0.text("partition_key"), try $0.blob("payload")) },
+                try connection.query("SELECT payload, created_at, published_at FROM outbox ORDER BY id")
+                    .map { (try $0.blob("payload"), try $0.int64("created_at"), try $0.int64OrNil("published_at")) }
+            )
+        }
+        #expect(bus.map(\.0) == [0, 1, 2])
+        #expect(bus.allSatisfy { $0.1 == "d1" })
+        #expect(try bus.map { try Command.decode($0.2).requestID } == ids)
+        #expect(outbox.map(\.0) == bus.map(\.2))
+        #expect(outbox.allSatisfy { $0.2 == $0.1 })
+        let relay = OutboxRelay(
+            database: stack.handle.database, producer: EmbeddedBusProducer(database: stack.handle.database, logger: .disabled),
+            topic: "gatehouse.commands", logger: .disabled)
+        #expect(try await relay.runOnce() == 0)
+
+        // The backlog is what the worker has not taken from the bus.
+        let refused = try await stack.call("POST", "/add_entitlement", token: stack.writer,
+            body: #"{"device_id":"d1","product_id":4,"end_time":"2099-01-01T00:00:00Z"}"#)
+        #expect(refused.status == 503)
+        let consumer = EmbeddedBusConsumer(
+            database: stack.handle.database, group: "gatehouse-worker", topics: ["gatehouse.commands"], logger: .disabled)
+        let records = try await consumer.poll(maxRecords: 10, timeout: .seconds(2))
+        #expect(records.count == 3)
+        for record in records {
+            // d1 was never registered: applied as a refusal, which still takes it off the backlog.
+            #expect(try await stack.applier.apply(try Command.decode(record.value)) != .alreadyApplied)
+        }
+        try await consumer.commit(records[records.count - 1])
+        try await Task.sleep(for: .milliseconds(600))  // the backlog is measured at most every 500 ms
+        let again = try await stack.call("POST", "/add_entitlement", token: stack.writer,
+            body: #"{"device_id":"d1","product_id":4,"end_time":"2099-01-01T00:00:00Z"}"#)
+        #expect(again.status == 202)
+        #expect(try await stack.count("bus_messages") == 4)
+        #expect(try await stack.count("requests") == 4)
     }
 
     @Test(arguments: StoreKind.allCases)

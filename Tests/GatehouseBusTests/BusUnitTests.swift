@@ -114,6 +114,59 @@ struct EmbeddedBusTests {
     }
 
     @Test(.timeLimit(.minutes(1)))
+    func offsetsCommitInsideTheCallersTransactionAndLagCountsWhatIsLeft() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gh-bus-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let logger = BusTestEnvironment.logger()
+        let db = try await SQLiteDatabase.open(.init(path: dir.appendingPathComponent("bus.sqlite").path), logger: logger)
+        try await Migrator(logger: logger).migrate(db)
+        let producer = EmbeddedBusProducer(database: db, logger: logger)
+        let lag = { @Sendable in try await db.read { try EmbeddedBusProducer.lag($0, group: "g", topic: "cmd") } }
+        #expect(try await lag() == 0)  // a topic nobody published to
+        // Appended in a caller's transaction, as the API does: on the bus only once it commits.
+        try await producer.prepare([BusMessage(topic: "cmd", key: "*", value: [])])
+        struct Abort: Error {}
+        await #expect(throws: Abort.self) {
+            try await db.transaction { connection in
+                try producer.append([BusMessage(topic: "cmd", key: "k", value: [9])], in: connection, at: 1)
+                throw Abort()
+            }
+        }
+        #expect(try await lag() == 0)
+        try await db.transaction { connection in
+            try producer.append(
+                (0..<5).map { BusMessage(topic: "cmd", key: "k", value: [UInt8($0)]) }, in: connection, at: 1)
+        }
+        #expect(try await lag() == 5)
+
+        let consumer = EmbeddedBusConsumer(database: db, group: "g", topics: ["cmd"], logger: logger)
+        #expect(consumer.stores(in: db))
+        let records = try await consumer.poll(maxRecords: 3, timeout: .seconds(1))
+        #expect(records.map(\.offset) == [0, 1, 2])
+        // A transaction that rolls back takes the offsets with it...
+        await #expect(throws: Abort.self) {
+            try await db.transaction { connection in
+                try consumer.commit(records, in: connection)
+                throw Abort()
+            }
+        }
+        #expect(try await lag() == 5)
+        // ...one that commits stores the highest, whatever the order given.
+        try await db.transaction { connection in try consumer.commit(records.reversed(), in: connection) }
+        try await consumer.didCommit()
+        #expect(try await lag() == 2)
+        // A new consumer of the group resumes after them.
+        let next = EmbeddedBusConsumer(database: db, group: "g", topics: ["cmd"], logger: logger)
+        #expect(try await next.poll(maxRecords: 10, timeout: .seconds(1)).map(\.value) == [[3], [4]])
+        await consumer.close()
+        await #expect(throws: GatehouseError.self) {
+            try await db.transaction { connection in try consumer.commit(records, in: connection) }
+        }
+        await db.close()
+    }
+
+    @Test(.timeLimit(.minutes(1)))
     func aWaitingPollSeesAPublishAndTimesOutWhenNothingComes() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gh-bus-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
