@@ -191,6 +191,78 @@ struct HTTPServerTests {
         #expect(test.stopAndReadLog().filter { $0.contains("\"msg\":\"http.request\"") }.count == 50)
     }
 
+    @Test("writes wait on the blocking workers: one event loop answers a GET while 8 POSTs are parked")
+    func writesParkOffTheEventLoop() throws {
+        var configuration = TestServer.defaultConfiguration()
+        configuration.threadCount = 1
+        configuration.blockingThreadCount = 8
+        let entered = Atomic<Int>(0)
+        let gate = DispatchSemaphore(value: 0)
+        let test = try TestServer(configuration: configuration) { request in
+            if request.method == .post {
+                entered.add(1, ordering: .relaxed)
+                // Held until the test opens the gate (bounded, so a failure cannot hang the run).
+                _ = gate.wait(timeout: .now() + 10)
+                return .json(status: .accepted, bytes: request.body)
+            }
+            return .text("read \(request.path)")
+        }
+        defer { test.server.shutdown() }
+        let writes = try (0..<8).map { n in
+            try Curl.start(["-i", "-X", "POST", "-H", "Content-Type: application/json", "-d", #"{"n":\#(n)}"#,
+                test.url("/write/\(n)")])
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while entered.load(ordering: .relaxed) < 8 && ContinuousClock.now < deadline { usleep(2_000) }
+        // All eight handlers are blocked at once, more than the one event-loop thread...
+        #expect(entered.load(ordering: .relaxed) == 8)
+        // ...which still serves reads.
+        let read = try Curl.run(["--max-time", "5", test.url("/r/1")])
+        #expect(read.exitCode == 0)
+        #expect(read.stdout == "read /r/1")
+        for _ in 0..<8 { gate.signal() }
+        for (n, write) in writes.enumerated() {
+            let result = write.wait()
+            #expect(result.status == 202)
+            #expect(result.body == #"{"n":\#(n)}"#)  // each answer on its own connection
+            #expect(result.header("X-Request-Id") != nil)
+        }
+        let log = test.stopAndReadLog().filter { $0.contains("\"msg\":\"http.request\"") }
+        #expect(log.filter { $0.contains("\"http.method\":\"POST\"") && $0.contains("\"http.status\":\"202\"") }.count == 8)
+    }
+
+    @Test("with no blocking workers, writes run on the event loop as before")
+    func writesInlineWithoutBlockingWorkers() throws {
+        var configuration = TestServer.defaultConfiguration()
+        configuration.blockingThreadCount = 0
+        let test = try TestServer(configuration: configuration, routes: standardRoutes)
+        defer { test.server.shutdown() }
+        let result = try Curl.run([
+            "-i", "-X", "POST", "-H", "Authorization: Bearer \(TestTokens.writer)", "-H", "Content-Type: application/json",
+            "-d", #"{"a":1}"#, test.url("/echo"),
+        ])
+        #expect(result.status == 202)
+        #expect(result.body == #"{"a":1}"#)
+    }
+
+    @Test("shutdown waits for a parked write, answers it, then stops")
+    func shutdownWaitsForParkedWrite() throws {
+        let entered = DispatchSemaphore(value: 0)
+        let test = try TestServer { request in
+            entered.signal()
+            usleep(400_000)
+            return .json(status: .accepted, bytes: request.body)
+        }
+        let inFlight = try Curl.start(["-i", "-X", "POST", "-d", "{}", test.url("/slow-write")])
+        #expect(entered.wait(timeout: .now() + 10) == .success)
+        test.server.shutdown()
+        let result = inFlight.wait()
+        #expect(result.status == 202)
+        #expect(result.body == "{}")
+        #expect(result.header("Connection")?.lowercased() == "close")
+        #expect(!test.server.isRunning)
+    }
+
     @Test("async handlers run in a Task while the worker thread waits; their errors map as usual")
     func asyncHandlers() throws {
         let test = try TestServer { router in
