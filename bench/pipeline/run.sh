@@ -26,7 +26,7 @@
 # BENCH_RATE (300), BENCH_CONNECTIONS (32), BENCH_THREADS (2), BENCH_TIMEOUT (seconds per
 # phase, 180), BENCH_HTTP_PORT (41180), BENCH_MYSQL (mysql://gatehouse:gatehouse@127.0.0.1:35306),
 # BENCH_KAFKA (127.0.0.1:41092), BENCH_OUT (/tmp/gatehouse-bench-pipeline-MODE.txt),
-# BENCH_KEEP=1 keeps the run directory, BENCH_PERF=FILE perf-records the worker while it drains. Worker/relay settings pass through (GATEHOUSE_RELAY_BATCH, ...).
+# BENCH_KEEP=1 keeps the run directory, BENCH_PERF=FILE perf-records the worker while it drains, BENCH_PERF_BURST=PREFIX both processes in the burst (PREFIX.api, PREFIX.worker). Worker/relay settings pass through (GATEHOUSE_RELAY_BATCH, ...).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODE="${1:?usage: run.sh embedded|serve|kafka [GATEHOUSE_BINARY]}"
@@ -217,11 +217,21 @@ phase_stats drain "$from" "$to" --start "$started"
 fi
 
 log "burst: worker running, $BURST requests as fast as possible"
+burst_perf=()
+if [ -n "${BENCH_PERF_BURST:-}" ]; then # BENCH_PERF_BURST=PREFIX: PREFIX.api and PREFIX.worker
+    for which in api worker; do
+        pid=$API_PID; [ "$which" = worker ] && pid=$WORKER_PID
+        [ -n "$pid" ] && { [ "$which" = api ] || [ "$pid" != "$API_PID" ]; } || continue
+        perf record -F 499 -g -o "$BENCH_PERF_BURST.$which" -p "$pid" >/dev/null 2>&1 &
+        burst_perf+=($!)
+    done
+fi
 cpu0=$(cpu_snapshot)
 from=$(now_ms)
 load entitlements "$BURST" 201 0 "$CONNECTIONS"
 to=$(now_ms)
 wait_processed || true
+for p in "${burst_perf[@]}"; do kill -INT "$p" 2>/dev/null || true; wait "$p" || true; done
 log "  CPU: $(cpu_delta "$cpu0" "$(cpu_snapshot)")"
 phase_stats burst "$from" "$to"
 
