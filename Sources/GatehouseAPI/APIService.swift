@@ -183,14 +183,29 @@ public final class APIService: Sendable {
         let digest = try kek.digest(request.method.rawValue + " " + request.path + "\n" + JSONValue.object(canonical).rendered)
         let command = Command(
             requestID: RequestIdentifier.make(now: now), actor: actor, acceptedAt: now, action: action)
-        let accepted = try ledger.accept(command, idempotencyKey: idempotencyKey, bodyDigest: digest)
-        acceptedByKind(command.kind).increment()
+        // Answered from the group commit's thread once the request is durable: no HTTP
+        // thread waits for the commit.
+        let answer = DeferredResponse()
+        let (requestID, path) = (request.requestID, request.path)
+        try ledger.accept(command, idempotencyKey: idempotencyKey, bodyDigest: digest) { [self] result in
+            switch result {
+            case .success(let accepted):
+                acceptedByKind(command.kind).increment()
+                answer.resolve(Self.acceptedResponse(accepted, command))
+            case .failure(let error):
+                answer.resolve(HTTPError.answer(to: error, requestID: requestID, route: path, logger: logger))
+            }
+        }
+        return .deferred(answer)
+    }
+
+    private static func acceptedResponse(_ accepted: AcceptedRequest, _ command: Command) -> HTTPResponse {
         let body = #"{"request_id":"\#(accepted.requestID)","status":"accepted"}"#
         var response = HTTPResponse.json(
             status: .accepted, bytes: Array(body.utf8), headers: ["Location": "/requests/\(accepted.requestID)"])
         // On the request's access-log line: one line per write, not two.
         response.accessLog = [
-            "request.id": accepted.requestID, "request.kind": command.kind, "request.actor": actor,
+            "request.id": accepted.requestID, "request.kind": command.kind, "request.actor": command.actor,
             "request.replay": String(accepted.isReplay), "device.id": command.partitionKey,
         ]
         return response

@@ -60,45 +60,75 @@ public final class RequestLedger: Sendable {
     ///   - bodyDigest: a keyed digest of the canonical body, compared on replays.
     /// - Throws: `.conflict` when the key was used with another body; `.unavailable` when
     ///   the outbox backlog is over its limit; database errors.
-    /// - Important: blocking (see `SQLDatabase.transactionBlocking`): call it from
-    ///   libmicrohttpd's worker threads, never from an async context.
+    /// - Important: blocking: call it from threads of your own, never from an async context.
     public func accept(_ command: Command, idempotencyKey: String?, bodyDigest: String) throws -> AcceptedRequest {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<AcceptedRequest, any Error>?>(nil)
+        try accept(command, idempotencyKey: idempotencyKey, bodyDigest: bodyDigest) { result in
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        done.wait()
+        return try outcome.withLock { $0! }.get()
+    }
+
+    /// Stores a command durably without waiting: the checks that need no write run now,
+    /// the inserts join the next group commit, and `completion` gets the outcome once it
+    /// has committed (on the group commit's thread; keep it short). A replay of an earlier
+    /// request completes at once, on this thread.
+    /// - Throws: before anything is queued (and then `completion` is not called): `.conflict`
+    ///   when the key was used with another body; `.unavailable` when the backlog is over its
+    ///   limit; database errors. Errors of the commit itself go to `completion`.
+    public func accept(
+        _ command: Command, idempotencyKey: String?, bodyDigest: String,
+        completion: @escaping @Sendable (Result<AcceptedRequest, any Error>) -> Void
+    ) throws {
         if let idempotencyKey, let earlier = try lookup(idempotencyKey: idempotencyKey, bodyDigest: bodyDigest) {
-            return earlier
+            completion(.success(earlier))
+            return
         }
         try checkBacklog()
         let payload = try command.encoded()
         let response = #"{"request_id":"\#(command.requestID)","status":"accepted"}"#
         let publisher = self.publisher
-        do {
-            try groupCommit.run { connection in
+        groupCommit.submit({ connection in
+            try connection.execute(
+                """
+                INSERT INTO requests (request_id, kind, idempotency_key, body_hash, token_name, status, accepted_at, response)
+                VALUES (?, ?, ?, ?, ?, 'accepted', ?, ?)
+                """,
+                .text(command.requestID), .text(command.kind), SQLValue(idempotencyKey), .text(bodyDigest),
+                .text(command.actor), .int64(command.acceptedAt), .text(response))
+            if let publisher {
                 try connection.execute(
-                    """
-                    INSERT INTO requests (request_id, kind, idempotency_key, body_hash, token_name, status, accepted_at, response)
-                    VALUES (?, ?, ?, ?, ?, 'accepted', ?, ?)
-                    """,
-                    .text(command.requestID), .text(command.kind), SQLValue(idempotencyKey), .text(bodyDigest),
-                    .text(command.actor), .int64(command.acceptedAt), .text(response))
-                if let publisher {
-                    try connection.execute(
-                        "INSERT INTO outbox (request_id, partition_key, payload, created_at, published_at) "
-                            + "VALUES (?, ?, ?, ?, ?)",
-                        .text(command.requestID), .text(command.partitionKey), .blob(payload),
-                        .int64(command.acceptedAt), .int64(command.acceptedAt))
-                    try publisher.append(connection, command.partitionKey, payload, command.acceptedAt)
-                } else {
-                    try connection.execute(
-                        "INSERT INTO outbox (request_id, partition_key, payload, created_at) VALUES (?, ?, ?, ?)",
-                        .text(command.requestID), .text(command.partitionKey), .blob(payload), .int64(command.acceptedAt))
-                }
+                    "INSERT INTO outbox (request_id, partition_key, payload, created_at, published_at) "
+                        + "VALUES (?, ?, ?, ?, ?)",
+                    .text(command.requestID), .text(command.partitionKey), .blob(payload),
+                    .int64(command.acceptedAt), .int64(command.acceptedAt))
+                try publisher.append(connection, command.partitionKey, payload, command.acceptedAt)
+            } else {
+                try connection.execute(
+                    "INSERT INTO outbox (request_id, partition_key, payload, created_at) VALUES (?, ?, ?, ?)",
+                    .text(command.requestID), .text(command.partitionKey), .blob(payload), .int64(command.acceptedAt))
             }
-        } catch let error as GatehouseError where error.code == .conflict && idempotencyKey != nil {
-            // Two requests with one key raced; the other one won. Answer as a replay.
-            if let earlier = try lookup(idempotencyKey: idempotencyKey!, bodyDigest: bodyDigest) { return earlier }
-            throw error
+        }) { [self] result in
+            switch result {
+            case .success:
+                backlog.withLock { $0.count += 1 }
+                completion(.success(AcceptedRequest(requestID: command.requestID, isReplay: false)))
+            case .failure(let error as GatehouseError) where error.code == .conflict && idempotencyKey != nil:
+                // Two requests with one key raced; the other one won. Answer as a replay.
+                completion(
+                    Result {
+                        guard let earlier = try lookup(idempotencyKey: idempotencyKey!, bodyDigest: bodyDigest) else {
+                            throw error
+                        }
+                        return earlier
+                    })
+            case .failure(let error):
+                completion(.failure(error))
+            }
         }
-        backlog.withLock { $0.count += 1 }
-        return AcceptedRequest(requestID: command.requestID, isReplay: false)
     }
 
     private func lookup(idempotencyKey: String, bodyDigest: String) throws -> AcceptedRequest? {

@@ -125,6 +125,20 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The answer to a request whose handler failed with `error` (thrown, or reported later
+    /// to a `DeferredResponse`): mapped as above; the detail of a 500 goes to `logger` only,
+    /// with the request id and `route`, never to the client.
+    public static func answer(to error: any Error, requestID: String, route: String, logger: Logger) -> HTTPResponse {
+        let mapped = HTTPError(mapping: error)
+        if mapped.isInternal {
+            // The detail may name internals (SQL, file paths): log only, never answer it.
+            logger.error(
+                "http.handler_failed",
+                ["http.request_id": requestID, "http.route": route, "error": String(describing: error)])
+        }
+        return mapped.response(requestID: requestID)
+    }
+
     /// Whether this is the generic 500 whose detail belongs only in the log.
     public var isInternal: Bool { status.code >= 500 && code == .internal }
 

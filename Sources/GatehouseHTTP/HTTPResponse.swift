@@ -11,12 +11,26 @@ public struct HTTPResponse: Sendable, Equatable {
     /// record what it did (the request id it accepted) without a log line of its own.
     /// Never put secrets here.
     public var accessLog: [String: String] = [:]
+    /// Set by `deferred(_:)`: the real answer comes later through this object.
+    public var deferred: DeferredResponse?
 
     public init(status: HTTPStatus = .ok, headers: HTTPHeaders = [:], body: [UInt8] = []) {
         self.status = status
         self.headers = headers
         self.body = body
     }
+
+    /// An answer the handler will give later (`DeferredResponse.resolve`), from any thread:
+    /// the server parks the connection meanwhile without holding a thread.
+    public static func deferred(_ deferred: DeferredResponse) -> HTTPResponse {
+        var response = HTTPResponse()
+        response.deferred = deferred
+        return response
+    }
+
+    /// This response, or the answer it defers to (waiting for it): for callers of a router
+    /// that are not the server.
+    public func resolved() -> HTTPResponse { deferred?.wait() ?? self }
 
     /// A JSON response from bytes the caller already encoded.
     public static func json(status: HTTPStatus = .ok, bytes: [UInt8], headers: HTTPHeaders = [:]) -> HTTPResponse {

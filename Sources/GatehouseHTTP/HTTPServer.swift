@@ -8,9 +8,9 @@ import Synchronization
 /// loop, and calls the handler on them. The handler is synchronous on purpose: these
 /// are real OS threads outside Swift's cooperative pool, so a handler may block on the
 /// database or the bus without starving async code, and no bridging (a semaphore
-/// waiting on a `Task`) is needed. Writes (every method but GET, HEAD and OPTIONS) run
-/// on `blockingThreadCount` further threads while their connection is suspended, so a
-/// write waiting for its commit never holds an event loop that has reads to answer.
+/// waiting on a `Task`) is needed. A handler that would wait long (a write, for its group
+/// commit) returns `HTTPResponse.deferred(_:)` instead: the connection is suspended, no
+/// thread waits, and the answer goes out when the `DeferredResponse` is resolved.
 ///
 /// Every response carries `X-Request-Id`; bodies over `maximumBodySize` get a 413
 /// without being buffered; each request gets one access-log line (never headers,

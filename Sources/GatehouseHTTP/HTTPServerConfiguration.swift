@@ -91,20 +91,11 @@ public struct HTTPServerConfiguration: Sendable {
     /// Seconds a connection may stay idle (including keep-alive) before it is closed. Default 30.
     public var connectionTimeoutSeconds = 30
     /// Worker threads, each with its own epoll loop; handlers run on them. Default: four
-    /// per active processor core, at most 64. Handlers block on the database; while some
-    /// wait for a commit the others keep parsing and answering, and writes that arrive
-    /// together share one commit. On 2 cores, 8 threads accepted 6,100–7,400 writes/s
-    /// (2 threads: ~4,000) and served 19,000 device reads/s; 32 threads accepted more
-    /// writes (7,000–10,500/s) but halved the reads (thread switches): see
-    /// docs/benchmarks-api.md. Raise it for write-heavy loads.
+    /// per active processor core, at most 64. Reads block on the database briefly; writes
+    /// answer later (`DeferredResponse`) and hold no thread while their commit is pending.
+    /// On 2 cores 32 threads served fewer device reads than 8 (thread switches): see
+    /// docs/benchmarks-api.md.
     public var threadCount = min(64, 4 * ProcessInfo.processInfo.activeProcessorCount)
-    /// Threads that run the handlers of writes (every method but GET, HEAD and OPTIONS),
-    /// off the event-loop threads above: a write waiting for its commit suspends its
-    /// connection and holds one of these, so the event loops keep reading and answering,
-    /// and up to this many writes share one group commit. Default 64; 0 runs writes on the
-    /// event-loop threads too. With the 8 event-loop threads alone, at most 8 writes were in
-    /// flight and the embedded pipeline topped out near 4,100 accepted-and-processed/s.
-    public var blockingThreadCount = 64
     /// How long `shutdown()` waits for requests in flight before closing connections. Default 5 s.
     public var shutdownGracePeriodSeconds = 5.0
     /// HTTPS when set. Default nil (plain HTTP; terminate TLS here or in a proxy).
@@ -118,8 +109,7 @@ public struct HTTPServerConfiguration: Sendable {
     public static var isTLSAvailable: Bool { MHDDaemon.isTLSSupported }
 
     /// Reads `GATEHOUSE_HTTP_ADDR`, `GATEHOUSE_HTTP_MAX_BODY_BYTES`, `GATEHOUSE_HTTP_CONNECTION_LIMIT`,
-    /// `GATEHOUSE_HTTP_TIMEOUT` (seconds), `GATEHOUSE_HTTP_THREADS`, `GATEHOUSE_HTTP_BLOCKING_THREADS`,
-    /// `GATEHOUSE_HTTP_SHUTDOWN_GRACE`
+    /// `GATEHOUSE_HTTP_TIMEOUT` (seconds), `GATEHOUSE_HTTP_THREADS`, `GATEHOUSE_HTTP_SHUTDOWN_GRACE`
     /// (seconds), `GATEHOUSE_HTTP_TLS_CERT` and `GATEHOUSE_HTTP_TLS_KEY` (PEM file paths, both or neither).
     /// - Throws: `GatehouseError.configuration` naming the setting.
     public static func load(from source: ConfigSource) throws(GatehouseError) -> HTTPServerConfiguration {
@@ -142,8 +132,6 @@ public struct HTTPServerConfiguration: Sendable {
                 in: 0...86400)
             configuration.threadCount = try source.int(
                 "GATEHOUSE_HTTP_THREADS", default: configuration.threadCount, in: 1...256)
-            configuration.blockingThreadCount = try source.int(
-                "GATEHOUSE_HTTP_BLOCKING_THREADS", default: configuration.blockingThreadCount, in: 0...1024)
             configuration.shutdownGracePeriodSeconds = try source.seconds("GATEHOUSE_HTTP_SHUTDOWN_GRACE", default: 5)
         } catch let error as GatehouseError {
             throw error

@@ -16,11 +16,8 @@ final class ServerContext: Sendable {
     let isDraining = Atomic<Bool>(false)
     /// The last message libmicrohttpd logged, to explain a failed start.
     let lastDaemonMessage = Mutex<String?>(nil)
-    /// Where writes run while their connection is suspended; set while the daemon runs
-    /// (nil when `blockingThreadCount` is 0: every handler runs on the event loop).
-    let blockingWorkers = Mutex<BlockingWorkers?>(nil)
-    /// Requests whose connection is suspended while a blocking worker runs their handler.
-    /// MHD must not be stopped while any is (`MHDDaemon.stop` waits for them).
+    /// Requests whose connection is suspended until their deferred answer comes. MHD must
+    /// not be stopped while any is (`MHDDaemon.stop` waits for them).
     let suspendedRequests = Atomic<Int>(0)
 
     init(
@@ -49,9 +46,10 @@ final class RequestState {
     var status = 0
     var responseBytes = 0
     var accessLog: [String: String] = [:]
-    /// The answer of a handler that ran on a blocking worker, queued when MHD calls back
-    /// after the connection is resumed. Written by that worker before it resumes the
-    /// connection and read by MHD's thread after the resume (MHD's lock orders the two).
+    /// The deferred answer of a parked request, queued when MHD calls back after the
+    /// connection is resumed. Written by
+    /// the answering thread before it resumes the connection and read by MHD's thread
+    /// after the resume (MHD's lock orders the two).
     var offloadedResponse: HTTPResponse?
 
     init(target: String) { self.target = target }
@@ -97,8 +95,7 @@ final class MHDDaemon: Sendable {
 
         var flags =
             MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue | MHD_USE_ITC.rawValue
-            | MHD_USE_ERROR_LOG.rawValue
-        if configuration.blockingThreadCount > 0 { flags |= MHD_ALLOW_SUSPEND_RESUME.rawValue }
+            | MHD_USE_ERROR_LOG.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue
         // `[::]` means every address, IPv4 included (dual stack); a specific IPv6 address is IPv6 only.
         if address.isIPv6 { flags |= (address.host == "::" ? MHD_USE_DUAL_STACK : MHD_USE_IPv6).rawValue }
         if configuration.tls != nil { flags |= MHD_USE_TLS.rawValue }
@@ -168,10 +165,6 @@ final class MHDDaemon: Sendable {
             let reason = context.lastDaemonMessage.withLock { $0 } ?? "no reason given"
             throw GatehouseError(.io, "cannot start the HTTP server on \(address): \(reason)")
         }
-        if configuration.blockingThreadCount > 0 {
-            let workers = BlockingWorkers(threadCount: configuration.blockingThreadCount, name: "http-blocking")
-            context.blockingWorkers.withLock { $0 = workers }
-        }
         let port = Int(gatehouse_mhd_bind_port(daemon))
         return MHDDaemon(daemon: daemon, context: context, port: port != 0 ? port : address.port)
     }
@@ -185,12 +178,12 @@ final class MHDDaemon: Sendable {
     }
 
     /// Closes every connection and joins MHD's threads (waiting for handlers running now,
-    /// on MHD's threads and on the blocking workers).
+    /// and for deferred answers still to come).
     func stop() {
         handle.withLock { handle in
             guard let daemon = handle.daemon else { return }
-            // MHD must not stop with a connection suspended: let the blocking workers finish
-            // (their handlers are bounded by the database's own timeouts) and resume them.
+            // MHD must not stop with a connection suspended: wait for the deferred answers
+            // (a group commit, bounded by the database's own timeouts) to resume them.
             var waited = 0
             while context.suspendedRequests.load(ordering: .acquiring) > 0 {
                 usleep(1000)
@@ -202,10 +195,6 @@ final class MHDDaemon: Sendable {
                 }
             }
             MHD_stop_daemon(daemon)
-            context.blockingWorkers.withLock { workers in
-                workers?.stop()
-                workers = nil
-            }
             handle.daemon = nil
             if handle.quiescedSocket >= 0 {
                 close(handle.quiescedSocket)
@@ -287,7 +276,7 @@ private func mhdAccessHandler(
             context)
     }
     if let response = state.offloadedResponse {
-        // Called again after a blocking worker ran the handler and resumed the connection.
+        // Called again after the deferred answer came and resumed the connection.
         state.offloadedResponse = nil
         return queue(response, connection, state, context)
     }
@@ -299,35 +288,39 @@ private func mhdAccessHandler(
         method: HTTPMethod(state.method), target: state.target, headers: headers,
         body: state.body, remoteAddress: state.remoteAddress, requestID: state.requestID)
     state.body = []
-    if runsOnBlockingWorker(state.method), let workers = context.blockingWorkers.withLock({ $0 }) {
-        // A write: it will wait for its commit. Park the connection and let a blocking
-        // worker run the handler, so this event loop goes on serving its other connections.
-        context.suspendedRequests.add(1, ordering: .relaxed)
-        MHD_suspend_connection(connection)
-        let parked = ParkedRequest(connection: connection, state: state)
-        workers.submit { [context] in
-            parked.state.offloadedResponse = context.handler(request)
-            MHD_resume_connection(parked.connection)
-            context.suspendedRequests.subtract(1, ordering: .releasing)
-        }
+    let response = context.handler(request)
+    if let deferred = response.deferred {
+        // The handler answers later from another thread (a write, once its group commit is
+        // durable): park the connection until then, so this event loop serves the others.
+        let parked = park(connection, state, context)
+        deferred.whenResolved { parked.answer($0, context) }
         return .YES
     }
-    let response = context.handler(request)
     return queue(response, connection, state, context)
 }
 
-/// Writes go to the blocking workers; reads (which do not wait for a commit) stay on the
-/// event loop, where they are cheapest.
-private func runsOnBlockingWorker(_ method: String) -> Bool {
-    method != "GET" && method != "HEAD" && method != "OPTIONS"
+/// Suspends the connection until `ParkedRequest.answer` resumes it with the response.
+/// Call from the access handler only (MHD's rule for `MHD_suspend_connection`).
+private func park(_ connection: OpaquePointer, _ state: RequestState, _ context: ServerContext) -> ParkedRequest {
+    context.suspendedRequests.add(1, ordering: .relaxed)
+    MHD_suspend_connection(connection)
+    return ParkedRequest(connection: connection, state: state)
 }
 
-/// A suspended connection and its request state, handed to a blocking worker.
-/// @unchecked: MHD does not touch a suspended connection, and the worker touches
-/// `state` only before `MHD_resume_connection`, MHD's thread only after it.
+/// A suspended connection and its request state, for the thread that resolves its
+/// `DeferredResponse`.
+/// @unchecked: MHD does not touch a suspended connection, and that thread touches `state`
+/// only before `MHD_resume_connection`, MHD's thread only after it.
 private struct ParkedRequest: @unchecked Sendable {
     let connection: OpaquePointer
     let state: RequestState
+
+    /// Leaves the response for the access handler, which MHD calls again once resumed.
+    func answer(_ response: HTTPResponse, _ context: ServerContext) {
+        state.offloadedResponse = response
+        MHD_resume_connection(connection)
+        context.suspendedRequests.subtract(1, ordering: .releasing)
+    }
 }
 
 /// Called when a request ends, however it ends; releases the request state and writes

@@ -136,17 +136,7 @@ public struct Router: Sendable {
         do {
             return try route.handler(request)
         } catch {
-            let mapped = HTTPError(mapping: error)
-            if mapped.isInternal {
-                // The detail may name internals (SQL, file paths): log only, never answer it.
-                logger.error(
-                    "http.handler_failed",
-                    [
-                        "http.request_id": request.requestID, "http.route": route.pattern,
-                        "error": String(describing: error),
-                    ])
-            }
-            return mapped.response(requestID: request.requestID)
+            return HTTPError.answer(to: error, requestID: request.requestID, route: route.pattern, logger: logger)
         }
     }
 

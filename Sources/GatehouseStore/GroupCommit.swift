@@ -1,60 +1,51 @@
 import Dispatch
+import Foundation
 import Synchronization
 
 /// Turns many small write transactions from concurrent threads into few database
 /// transactions (group commit).
 ///
 /// Each commit costs far more than the few inserts it carries: SQLite appends every page
-/// the transaction touched to the WAL, MariaDB flushes its redo log. When several HTTP
-/// worker threads accept requests at once, the first to arrive becomes the leader: it
-/// runs every transaction queued so far inside one `transactionBlocking`, commits once,
-/// and wakes their threads; the others wait. A caller still returns only after its work
-/// is committed, so "durable before acknowledged" holds.
+/// the transaction touched to the WAL, MariaDB flushes its redo log. Callers hand their
+/// piece of work to one committer thread, which runs every piece queued so far inside one
+/// `transactionBlocking`, commits once, and reports each piece's outcome; pieces that
+/// arrive meanwhile form the next batch. A caller learns of its outcome only after its
+/// work is committed, so "durable before acknowledged" holds.
+///
+/// `submit` does not block: its completion runs on the committer thread (an HTTP server
+/// answers from there, so no thread waits per request). `run` blocks until its own piece
+/// is committed. The committer thread starts with the first piece and ends after a second
+/// with nothing to do.
 ///
 /// When the combined transaction throws (one request's unique key collided, a constraint
 /// failed), it is rolled back and each piece runs again in its own transaction, so one
 /// caller's error never becomes another's. Pieces must therefore be safe to run twice in
 /// a row after a rollback: plain statements, no side effects outside the database.
-///
-/// - Important: blocking, like `SQLDatabase.transactionBlocking`: call `run` from threads
-///   of your own (libmicrohttpd's workers), never from an async context.
 public final class GroupCommit: Sendable {
-    /// One caller's piece of work and its hand-off with the leader. Fields are written by
-    /// one thread before the semaphore is signalled and read by the waiter after its wait
-    /// returns, so the semaphore orders every access (hence `@unchecked`).
+    /// One caller's piece of work and what to do with its outcome. `body` and `finish` run
+    /// on the committer thread only, one job at a time (hence `@unchecked`).
     private final class Job: @unchecked Sendable {
-        enum Wakeup {
-            case done
-            case lead
-        }
-
         let body: (any SQLConnection) throws -> Void
-        var error: (any Error)?
-        var wakeup = Wakeup.done
-        private let semaphore = DispatchSemaphore(value: 0)
+        let finish: ((any Error)?) -> Void
 
-        init(_ body: @escaping (any SQLConnection) throws -> Void) { self.body = body }
-
-        func wake(_ reason: Wakeup) {
-            wakeup = reason
-            semaphore.signal()
-        }
-
-        func wait() -> Wakeup {
-            semaphore.wait()
-            return wakeup
+        init(_ body: @escaping (any SQLConnection) throws -> Void, finish: @escaping ((any Error)?) -> Void) {
+            self.body = body
+            self.finish = finish
         }
     }
 
     private struct State {
         var queue: [Job] = []
-        /// A leader is running a batch or handing over; new jobs just queue.
-        var hasLeader = false
+        var isCommitterRunning = false
+        /// The committer is waiting on `work` for a piece to arrive.
+        var isCommitterWaiting = false
     }
 
     private let database: any SQLDatabase
     private let maximumBatch: Int
     private let state = Mutex(State())
+    /// Signalled when a piece arrives while the committer waits.
+    private let work = DispatchSemaphore(value: 0)
     private let batches = Atomic<Int>(0)
     private let jobs = Atomic<Int>(0)
 
@@ -72,65 +63,110 @@ public final class GroupCommit: Sendable {
         (batches.load(ordering: .relaxed), jobs.load(ordering: .relaxed))
     }
 
-    /// Callers queued behind the batch now running (for tests and metrics).
+    /// Pieces queued behind the batch now running (for tests and metrics).
     public var waiting: Int { state.withLock { $0.queue.count } }
 
     /// Runs `body` in a write transaction, possibly shared with other callers' bodies, and
     /// returns once that transaction has committed.
     /// - Throws: what `body` throws (from its own transaction), or the database's error.
+    /// - Important: blocking: call it from threads of your own, never from an async context.
     @discardableResult
     public func run<T>(_ body: @escaping (any SQLConnection) throws -> T) throws -> T {
-        var output: T?
-        let job = Job { connection in output = try body(connection) }
-        let isLeader = state.withLock { state in
-            state.queue.append(job)
-            if state.hasLeader { return false }
-            state.hasLeader = true
-            return true
+        let done = DispatchSemaphore(value: 0)
+        // Written on the committer thread before `done` is signalled, read after the wait.
+        nonisolated(unsafe) var outcome: Result<T, any Error>?
+        submit(body) { result in
+            outcome = result
+            done.signal()
         }
-        if isLeader || job.wait() == .lead {
-            lead()
-        }
-        if let error = job.error { throw error }
-        guard let output else { preconditionFailure("GroupCommit: a job finished without a result or an error") }
-        return output
+        done.wait()
+        guard let outcome else { preconditionFailure("GroupCommit: a piece finished without an outcome") }
+        return try outcome.get()
     }
 
-    /// Runs one batch (the leader's own job is the first in the queue), then hands the
-    /// lead to the next queued job, if any, so no thread serves others indefinitely.
-    private func lead() {
-        let batch = state.withLock { state in
-            let count = min(maximumBatch, state.queue.count)
-            let batch = Array(state.queue.prefix(count))
-            state.queue.removeFirst(count)
-            return batch
-        }
-        execute(batch)
-        let next: Job? = state.withLock { state in
-            guard let first = state.queue.first else {
-                state.hasLeader = false
-                return nil
+    /// Queues `body` for the next shared transaction and returns at once; `completion` gets
+    /// its result (or its error, from its own transaction) on the committer thread once the
+    /// transaction has committed. Keep `completion` short: the next batch waits for it.
+    public func submit<T>(
+        _ body: @escaping (any SQLConnection) throws -> T, completion: @escaping (Result<T, any Error>) -> Void
+    ) {
+        // Written and read on the committer thread only.
+        nonisolated(unsafe) var output: T?
+        let job = Job({ connection in output = try body(connection) }) { error in
+            if let error {
+                completion(.failure(error))
+            } else if let value = output {
+                completion(.success(value))
+            } else {
+                preconditionFailure("GroupCommit: a piece finished without a result or an error")
             }
-            return first
         }
-        // The leader's own job is in `batch`; wake everyone else there, then the next leader.
-        for job in batch.dropFirst() { job.wake(.done) }
-        next?.wake(.lead)
+        let (start, signal) = state.withLock { state -> (Bool, Bool) in
+            state.queue.append(job)
+            if !state.isCommitterRunning {
+                state.isCommitterRunning = true
+                return (true, false)
+            }
+            if state.isCommitterWaiting {
+                state.isCommitterWaiting = false
+                return (false, true)
+            }
+            return (false, false)
+        }
+        if signal { work.signal() }
+        if start {
+            let thread = Thread { [self] in commitLoop() }
+            thread.name = "group-commit"
+            thread.start()
+        }
+    }
+
+    /// The committer thread: batches until nothing has arrived for a second.
+    private func commitLoop() {
+        while true {
+            let batch = state.withLock { state -> [Job] in
+                let count = min(maximumBatch, state.queue.count)
+                let batch = Array(state.queue.prefix(count))
+                state.queue.removeFirst(count)
+                if batch.isEmpty { state.isCommitterWaiting = true }
+                return batch
+            }
+            if !batch.isEmpty {
+                execute(batch)
+                continue
+            }
+            if work.wait(timeout: .now() + 1) == .timedOut {
+                let isDone = state.withLock { state -> Bool in
+                    state.isCommitterWaiting = false
+                    guard state.queue.isEmpty else { return false }
+                    state.isCommitterRunning = false
+                    return true
+                }
+                // A submit that saw us waiting may have signalled just after the timeout: the
+                // extra signal only makes a later wait return early once, to an empty queue.
+                if isDone { return }
+            }
+        }
     }
 
     private func execute(_ batch: [Job]) {
         batches.add(1, ordering: .relaxed)
         jobs.add(batch.count, ordering: .relaxed)
+        var failure: (any Error)?
         do {
             try database.transactionBlocking { connection in
                 for job in batch { try job.body(connection) }
             }
-            return
         } catch {
-            guard batch.count > 1 else {
-                batch[0].error = error
-                return
-            }
+            failure = error
+        }
+        guard let failure else {
+            for job in batch { job.finish(nil) }
+            return
+        }
+        guard batch.count > 1 else {
+            batch[0].finish(failure)
+            return
         }
         // Someone's piece failed and rolled the batch back: run each alone, so every caller
         // gets the outcome of its own work.
@@ -138,9 +174,9 @@ public final class GroupCommit: Sendable {
         for job in batch {
             do {
                 try database.transactionBlocking { connection in try job.body(connection) }
-                job.error = nil
+                job.finish(nil)
             } catch {
-                job.error = error
+                job.finish(error)
             }
         }
     }

@@ -191,19 +191,16 @@ struct HTTPServerTests {
         #expect(test.stopAndReadLog().filter { $0.contains("\"msg\":\"http.request\"") }.count == 50)
     }
 
-    @Test("writes wait on the blocking workers: one event loop answers a GET while 8 POSTs are parked")
-    func writesParkOffTheEventLoop() throws {
+    @Test("deferred answers: one event loop answers a GET while 8 POSTs wait, each gets its own answer")
+    func deferredAnswersHoldNoThread() throws {
         var configuration = TestServer.defaultConfiguration()
         configuration.threadCount = 1
-        configuration.blockingThreadCount = 8
-        let entered = Atomic<Int>(0)
-        let gate = DispatchSemaphore(value: 0)
+        let pending = Mutex<[(DeferredResponse, [UInt8])]>([])
         let test = try TestServer(configuration: configuration) { request in
             if request.method == .post {
-                entered.add(1, ordering: .relaxed)
-                // Held until the test opens the gate (bounded, so a failure cannot hang the run).
-                _ = gate.wait(timeout: .now() + 10)
-                return .json(status: .accepted, bytes: request.body)
+                let answer = DeferredResponse()
+                pending.withLock { $0.append((answer, request.body)) }
+                return .deferred(answer)
             }
             return .text("read \(request.path)")
         }
@@ -213,14 +210,20 @@ struct HTTPServerTests {
                 test.url("/write/\(n)")])
         }
         let deadline = ContinuousClock.now + .seconds(10)
-        while entered.load(ordering: .relaxed) < 8 && ContinuousClock.now < deadline { usleep(2_000) }
-        // All eight handlers are blocked at once, more than the one event-loop thread...
-        #expect(entered.load(ordering: .relaxed) == 8)
+        while pending.withLock({ $0.count }) < 8 && ContinuousClock.now < deadline { usleep(2_000) }
+        // All eight are waiting at once on the one event-loop thread...
+        #expect(pending.withLock { $0.count } == 8)
         // ...which still serves reads.
         let read = try Curl.run(["--max-time", "5", test.url("/r/1")])
         #expect(read.exitCode == 0)
         #expect(read.stdout == "read /r/1")
-        for _ in 0..<8 { gate.signal() }
+        // Answered from other threads, in reverse order; one of them resolved twice (ignored).
+        let answers = pending.withLock { $0 }
+        DispatchQueue.concurrentPerform(iterations: answers.count) { index in
+            let (answer, body) = answers[answers.count - 1 - index]
+            answer.resolve(.json(status: .accepted, bytes: body))
+            if index == 0 { answer.resolve(.text("second answer", status: 500)) }
+        }
         for (n, write) in writes.enumerated() {
             let result = write.wait()
             #expect(result.status == 202)
@@ -231,27 +234,34 @@ struct HTTPServerTests {
         #expect(log.filter { $0.contains("\"http.method\":\"POST\"") && $0.contains("\"http.status\":\"202\"") }.count == 8)
     }
 
-    @Test("with no blocking workers, writes run on the event loop as before")
-    func writesInlineWithoutBlockingWorkers() throws {
-        var configuration = TestServer.defaultConfiguration()
-        configuration.blockingThreadCount = 0
-        let test = try TestServer(configuration: configuration, routes: standardRoutes)
+    @Test("a deferred answer resolved before the handler returns goes out at once")
+    func deferredAnswerAlreadyResolved() throws {
+        let test = try TestServer { request in
+            let answer = DeferredResponse()
+            answer.resolve(.text("early \(request.path)"))
+            return .deferred(answer)
+        }
         defer { test.server.shutdown() }
-        let result = try Curl.run([
-            "-i", "-X", "POST", "-H", "Authorization: Bearer \(TestTokens.writer)", "-H", "Content-Type: application/json",
-            "-d", #"{"a":1}"#, test.url("/echo"),
-        ])
-        #expect(result.status == 202)
-        #expect(result.body == #"{"a":1}"#)
+        let result = try Curl.run(["-i", test.url("/now")])
+        #expect(result.status == 200)
+        #expect(result.body == "early /now")
+        // A router called without a server waits for the answer itself.
+        let answer = DeferredResponse()
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(50)) { answer.resolve(.text("later")) }
+        #expect(HTTPResponse.deferred(answer).resolved().body == Array("later".utf8))
     }
 
-    @Test("shutdown waits for a parked write, answers it, then stops")
-    func shutdownWaitsForParkedWrite() throws {
+    @Test("shutdown waits for a deferred answer, sends it, then stops")
+    func shutdownWaitsForDeferredAnswer() throws {
         let entered = DispatchSemaphore(value: 0)
         let test = try TestServer { request in
+            let answer = DeferredResponse()
+            let body = request.body
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(400)) {
+                answer.resolve(.json(status: .accepted, bytes: body))
+            }
             entered.signal()
-            usleep(400_000)
-            return .json(status: .accepted, bytes: request.body)
+            return .deferred(answer)
         }
         let inFlight = try Curl.start(["-i", "-X", "POST", "-d", "{}", test.url("/slow-write")])
         #expect(entered.wait(timeout: .now() + 10) == .success)

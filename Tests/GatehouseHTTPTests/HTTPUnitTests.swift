@@ -169,15 +169,8 @@ struct HTTPUnitTests {
         #expect(defaults.maximumBodySize == 65536)
         #expect(defaults.connectionTimeoutSeconds == 30)
         #expect(defaults.threadCount == min(64, 4 * ProcessInfo.processInfo.activeProcessorCount))
-        #expect(defaults.blockingThreadCount == 64)
-        // The environment's defaults are the struct's (GATEHOUSE_HTTP_THREADS once defaulted to the core count).
-        let unset = try HTTPServerConfiguration.load(from: ConfigSource(environment: [:]))
-        #expect(unset.threadCount == defaults.threadCount)
-        #expect(unset.blockingThreadCount == defaults.blockingThreadCount)
-        #expect(
-            try HTTPServerConfiguration.load(
-                from: ConfigSource(environment: ["GATEHOUSE_HTTP_BLOCKING_THREADS": "0"])
-            ).blockingThreadCount == 0)
+        // The environment's default is the struct's (GATEHOUSE_HTTP_THREADS once defaulted to the core count).
+        #expect(try HTTPServerConfiguration.load(from: ConfigSource(environment: [:])).threadCount == defaults.threadCount)
         let loaded = try HTTPServerConfiguration.load(
             from: ConfigSource(environment: [
                 "GATEHOUSE_HTTP_ADDR": "[::1]:9090", "GATEHOUSE_HTTP_MAX_BODY_BYTES": "1024",

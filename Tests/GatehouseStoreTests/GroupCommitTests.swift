@@ -113,4 +113,58 @@ struct GroupCommitTests {
         #expect(rows == ["f0", "f1", "f2", "f4", "f5", "first", "taken"])
         #expect(try await database.read { try $0.queryFirst("SELECT n FROM group_probe WHERE id = 'taken'")!.int("n") } == 1)
     }
+
+    @Test(arguments: StoreKind.allCases)
+    func submitReportsEachOutcomeAfterTheCommitWithoutBlocking(kind: StoreKind) async throws {
+        let handle = try await TestDatabases.make(kind)
+        defer { Task { await handle.close() } }
+        let database = handle.database
+        try await database.withConnection {
+            try $0.execute("CREATE TABLE group_probe (id VARCHAR(32) PRIMARY KEY, n INTEGER)", [])
+            try $0.execute("INSERT INTO group_probe (id, n) VALUES ('taken', 1)", [])
+        }
+        let committer = GroupCommit(database: database)
+        let outcomes = Mutex<[Int: String]>([:])
+        let done = DispatchSemaphore(value: 0)
+        let count = 200
+        // From 8 threads at once; submit returns before the commit.
+        await onThreads(8) { thread in
+            for index in stride(from: thread, to: count, by: 8) {
+                committer.submit({ connection -> Int64 in
+                    try connection.execute(
+                        "INSERT INTO group_probe (id, n) VALUES (?, ?)", .text(index == 77 ? "taken" : "s\(index)"),
+                        .int64(Int64(index)))
+                    return Int64(index)
+                }) { result in
+                    // After the commit: the row is there for anyone to read.
+                    let outcome: String
+                    switch result {
+                    case .success(let value):
+                        let stored = try? database.readBlocking {
+                            try $0.queryFirst("SELECT n FROM group_probe WHERE id = ?", .text("s\(index)"))?.int64("n")
+                        }
+                        outcome = stored == value ? "ok" : "not visible"
+                    case .failure(let error as GatehouseError):
+                        outcome = error.code.name
+                    case .failure:
+                        outcome = "other"
+                    }
+                    outcomes.withLock { $0[index] = outcome }
+                    done.signal()
+                }
+            }
+        }
+        for _ in 0..<count { #expect(done.wait(timeout: .now() + 30) == .success) }
+        var expected = Dictionary(uniqueKeysWithValues: (0..<count).map { ($0, "ok") })
+        expected[77] = GatehouseError.Code.conflict.name
+        #expect(outcomes.withLock { $0 } == expected)
+        #expect(committer.statistics.pieces >= count)
+        #expect(committer.statistics.transactions < count, "pieces submitted together share transactions")
+        // The committer thread ends when idle and a new one starts with the next piece.
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(try committer.run { connection in
+            try connection.execute("INSERT INTO group_probe (id, n) VALUES ('after', 7)", [])
+            return 7
+        } == 7)
+    }
 }
