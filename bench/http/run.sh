@@ -20,7 +20,6 @@
 #   BENCH_DEVICES       devices seeded for the GET /devices/{id} run (default 10000)
 #   GATEHOUSE_LOG_LEVEL server log level (default info: one access-log line per request, to a file)
 #   GATEHOUSE_HTTP_THREADS  server event-loop threads (default: the server's own, 4 per core)
-#   GATEHOUSE_HTTP_BLOCKING_THREADS  server threads for writes (default: the server's own, 64)
 #
 # No worker runs, so every accepted write stays in the outbox; GATEHOUSE_OUTBOX_LIMIT is raised so the
 # backlog guard (503) does not cut the write runs short. The devices for the read run are inserted
@@ -114,7 +113,7 @@ run_wrk() {
     echo "# gatehouse HTTP API benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo); kernel $(uname -r)"
     echo "binary: $BIN; $(wrk -v 2>&1 | head -1)"
-    echo "server: GATEHOUSE_LOG_LEVEL=$GATEHOUSE_LOG_LEVEL, GATEHOUSE_HTTP_THREADS=${GATEHOUSE_HTTP_THREADS:-default}, GATEHOUSE_HTTP_BLOCKING_THREADS=${GATEHOUSE_HTTP_BLOCKING_THREADS:-default}, SQLite in $RUN_DIR; $DEVICES devices seeded"
+    echo "server: GATEHOUSE_LOG_LEVEL=$GATEHOUSE_LOG_LEVEL, GATEHOUSE_HTTP_THREADS=${GATEHOUSE_HTTP_THREADS:-default}, SQLite in $RUN_DIR; $DEVICES devices seeded"
     echo "server VmRSS idle: $(( $(rss) / 1024 )) MiB"
     echo
 } | tee "$OUT"
