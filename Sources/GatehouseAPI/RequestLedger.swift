@@ -54,28 +54,13 @@ public final class RequestLedger: Sendable {
         self.publisher = publisher
     }
 
-    /// Stores a command durably.
-    /// - Parameters:
-    ///   - idempotencyKey: the caller's `Idempotency-Key`, already scoped to the caller.
-    ///   - bodyDigest: a keyed digest of the canonical body, compared on replays.
-    /// - Throws: `.conflict` when the key was used with another body; `.unavailable` when
-    ///   the outbox backlog is over its limit; database errors.
-    /// - Important: blocking: call it from threads of your own, never from an async context.
-    public func accept(_ command: Command, idempotencyKey: String?, bodyDigest: String) throws -> AcceptedRequest {
-        let done = DispatchSemaphore(value: 0)
-        let outcome = Mutex<Result<AcceptedRequest, any Error>?>(nil)
-        try accept(command, idempotencyKey: idempotencyKey, bodyDigest: bodyDigest) { result in
-            outcome.withLock { $0 = result }
-            done.signal()
-        }
-        done.wait()
-        return try outcome.withLock { $0! }.get()
-    }
-
     /// Stores a command durably without waiting: the checks that need no write run now,
     /// the inserts join the next group commit, and `completion` gets the outcome once it
     /// has committed (on the group commit's thread; keep it short). A replay of an earlier
     /// request completes at once, on this thread.
+    /// - Parameters:
+    ///   - idempotencyKey: the caller's `Idempotency-Key`, already scoped to the caller.
+    ///   - bodyDigest: a keyed digest of the canonical body, compared on replays.
     /// - Throws: before anything is queued (and then `completion` is not called): `.conflict`
     ///   when the key was used with another body; `.unavailable` when the backlog is over its
     ///   limit; database errors. Errors of the commit itself go to `completion`.
