@@ -130,8 +130,11 @@ public struct HTTPServerConfiguration: Sendable {
             configuration.connectionTimeoutSeconds = try source.int(
                 "GATEHOUSE_HTTP_TIMEOUT", default: 30,
                 in: 0...86400)
+            // Unset, the thread count stays within a lowered connection limit (MHD gives each
+            // thread a share of the limit); set, `validate` names the conflict.
             configuration.threadCount = try source.int(
-                "GATEHOUSE_HTTP_THREADS", default: configuration.threadCount, in: 1...256)
+                "GATEHOUSE_HTTP_THREADS", default: min(configuration.threadCount, configuration.connectionLimit),
+                in: 1...256)
             configuration.shutdownGracePeriodSeconds = try source.seconds("GATEHOUSE_HTTP_SHUTDOWN_GRACE", default: 5)
         } catch let error as GatehouseError {
             throw error

@@ -16,9 +16,8 @@ final class ServerContext: Sendable {
     let isDraining = Atomic<Bool>(false)
     /// The last message libmicrohttpd logged, to explain a failed start.
     let lastDaemonMessage = Mutex<String?>(nil)
-    /// Requests whose connection is suspended until their deferred answer comes. MHD must
-    /// not be stopped while any is (`MHDDaemon.stop` waits for them).
-    let suspendedRequests = Atomic<Int>(0)
+    /// Requests parked until their deferred answer comes (see `Parking`).
+    let parking = Mutex(Parking())
 
     init(
         configuration: HTTPServerConfiguration, logger: Logger,
@@ -28,6 +27,19 @@ final class ServerContext: Sendable {
         self.logger = logger
         self.handler = handler
     }
+}
+
+/// The parked requests of a daemon. MHD must not be stopped while a connection is
+/// suspended (it aborts the process), and a connection resumed just before the stop would
+/// lose its answer; `MHDDaemon.stop` closes parking first, so no request parks after its
+/// count was read, then waits for both counts.
+struct Parking {
+    /// Suspended, answer not yet in.
+    var suspended = 0
+    /// Parked and not yet reported complete by MHD (answer not yet sent).
+    var unfinished = 0
+    /// Set by `stop`: deferred answers are then waited for on MHD's thread instead.
+    var isClosed = false
 }
 
 /// One request's state between MHD callbacks, stored in MHD's `con_cls`: retained in the
@@ -51,6 +63,8 @@ final class RequestState {
     /// the answering thread before it resumes the connection and read by MHD's thread
     /// after the resume (MHD's lock orders the two).
     var offloadedResponse: HTTPResponse?
+    /// Whether the request was parked (counted in `Parking.unfinished` until it completes).
+    var wasParked = false
 
     init(target: String) { self.target = target }
 
@@ -182,17 +196,25 @@ final class MHDDaemon: Sendable {
     func stop() {
         handle.withLock { handle in
             guard let daemon = handle.daemon else { return }
-            // MHD must not stop with a connection suspended: wait for the deferred answers
-            // (a group commit, bounded by the database's own timeouts) to resume them.
+            // No request parks from now on (a late one waits for its answer on MHD's thread,
+            // which MHD_stop_daemon joins). MHD must not stop with a connection suspended:
+            // wait for the deferred answers (a group commit, bounded by the database's own
+            // timeouts) to resume them all...
+            context.parking.withLock { $0.isClosed = true }
             var waited = 0
-            while context.suspendedRequests.load(ordering: .acquiring) > 0 {
+            while context.parking.withLock({ $0.suspended }) > 0 {
                 usleep(1000)
                 waited += 1
                 if waited % 5000 == 0 {
                     context.logger.warning(
                         "http.stop_waiting",
-                        ["http.suspended_requests": String(context.suspendedRequests.load(ordering: .relaxed))])
+                        ["http.suspended_requests": String(context.parking.withLock { $0.suspended })])
                 }
+            }
+            // ...then, briefly, for MHD's threads to send what they resumed.
+            let deadline = ContinuousClock.now + .seconds(2)
+            while context.parking.withLock({ $0.unfinished }) > 0 && ContinuousClock.now < deadline {
+                usleep(1000)
             }
             MHD_stop_daemon(daemon)
             handle.daemon = nil
@@ -292,17 +314,28 @@ private func mhdAccessHandler(
     if let deferred = response.deferred {
         // The handler answers later from another thread (a write, once its group commit is
         // durable): park the connection until then, so this event loop serves the others.
-        let parked = park(connection, state, context)
+        guard let parked = park(connection, state, context) else {
+            // The daemon is stopping: wait here, on a thread MHD_stop_daemon joins.
+            return queue(deferred.wait(), connection, state, context)
+        }
         deferred.whenResolved { parked.answer($0, context) }
         return .YES
     }
     return queue(response, connection, state, context)
 }
 
-/// Suspends the connection until `ParkedRequest.answer` resumes it with the response.
-/// Call from the access handler only (MHD's rule for `MHD_suspend_connection`).
-private func park(_ connection: OpaquePointer, _ state: RequestState, _ context: ServerContext) -> ParkedRequest {
-    context.suspendedRequests.add(1, ordering: .relaxed)
+/// Suspends the connection until `ParkedRequest.answer` resumes it with the response;
+/// nil (nothing suspended) once the daemon is stopping. Call from the access handler
+/// only (MHD's rule for `MHD_suspend_connection`).
+private func park(_ connection: OpaquePointer, _ state: RequestState, _ context: ServerContext) -> ParkedRequest? {
+    let isOpen = context.parking.withLock { parking in
+        guard !parking.isClosed else { return false }
+        parking.suspended += 1
+        parking.unfinished += 1
+        return true
+    }
+    guard isOpen else { return nil }
+    state.wasParked = true
     MHD_suspend_connection(connection)
     return ParkedRequest(connection: connection, state: state)
 }
@@ -319,7 +352,7 @@ private struct ParkedRequest: @unchecked Sendable {
     func answer(_ response: HTTPResponse, _ context: ServerContext) {
         state.offloadedResponse = response
         MHD_resume_connection(connection)
-        context.suspendedRequests.subtract(1, ordering: .releasing)
+        context.parking.withLock { $0.suspended -= 1 }
     }
 }
 
@@ -336,6 +369,7 @@ private func mhdRequestCompleted(
     // Ownership: takes back the +1 from mhdURICallback.
     let state = Unmanaged<RequestState>.fromOpaque(raw).takeRetainedValue()
     context.requestsInFlight.subtract(1, ordering: .relaxed)
+    if state.wasParked { context.parking.withLock { $0.unfinished -= 1 } }
 
     let elapsed = ContinuousClock.now - state.started
     let microseconds = max(0, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)

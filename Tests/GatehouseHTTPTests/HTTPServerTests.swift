@@ -273,6 +273,29 @@ struct HTTPServerTests {
         #expect(!test.server.isRunning)
     }
 
+    @Test("a deferred answer that comes after the grace period still reaches its client")
+    func deferredAnswerAfterTheGracePeriod() throws {
+        var configuration = TestServer.defaultConfiguration()
+        configuration.shutdownGracePeriodSeconds = 0.1
+        let entered = DispatchSemaphore(value: 0)
+        let test = try TestServer(configuration: configuration) { request in
+            let answer = DeferredResponse()
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(600)) {
+                answer.resolve(.json(status: .accepted, bytes: Array(#"{"late":true}"#.utf8)))
+            }
+            entered.signal()
+            return .deferred(answer)
+        }
+        let inFlight = try Curl.start(["-i", "-X", "POST", "-d", "{}", test.url("/late-write")])
+        #expect(entered.wait(timeout: .now() + 10) == .success)
+        let started = ContinuousClock.now
+        test.server.shutdown()
+        #expect(ContinuousClock.now - started >= .milliseconds(400), "shutdown waited for the answer")
+        let result = inFlight.wait()
+        #expect(result.status == 202)
+        #expect(result.body == #"{"late":true}"#)
+    }
+
     @Test("async handlers run in a Task while the worker thread waits; their errors map as usual")
     func asyncHandlers() throws {
         let test = try TestServer { router in

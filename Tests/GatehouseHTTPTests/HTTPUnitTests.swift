@@ -171,6 +171,10 @@ struct HTTPUnitTests {
         #expect(defaults.threadCount == min(64, 4 * ProcessInfo.processInfo.activeProcessorCount))
         // The environment's default is the struct's (GATEHOUSE_HTTP_THREADS once defaulted to the core count).
         #expect(try HTTPServerConfiguration.load(from: ConfigSource(environment: [:])).threadCount == defaults.threadCount)
+        // Unset, it stays within a lowered connection limit (set, validation names the conflict).
+        #expect(
+            try HTTPServerConfiguration.load(from: ConfigSource(environment: ["GATEHOUSE_HTTP_CONNECTION_LIMIT": "1"]))
+                .threadCount == 1)
         let loaded = try HTTPServerConfiguration.load(
             from: ConfigSource(environment: [
                 "GATEHOUSE_HTTP_ADDR": "[::1]:9090", "GATEHOUSE_HTTP_MAX_BODY_BYTES": "1024",
