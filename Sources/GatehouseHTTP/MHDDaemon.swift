@@ -59,10 +59,9 @@ final class RequestState {
     var responseBytes = 0
     var accessLog: [String: String] = [:]
     /// The deferred answer of a parked request, queued when MHD calls back after the
-    /// connection is resumed. Written by
-    /// the answering thread before it resumes the connection and read by MHD's thread
-    /// after the resume (MHD's lock orders the two).
-    var offloadedResponse: HTTPResponse?
+    /// connection is resumed. Written by the answering thread before it resumes the
+    /// connection and read by MHD's thread after the resume (MHD's lock orders the two).
+    var deferredAnswer: HTTPResponse?
     /// Whether the request was parked (counted in `Parking.unfinished` until it completes).
     var wasParked = false
 
@@ -297,9 +296,9 @@ private func mhdAccessHandler(
             HTTPError.payloadTooLarge(limit: limit).response(requestID: state.requestID), connection, state,
             context)
     }
-    if let response = state.offloadedResponse {
+    if let response = state.deferredAnswer {
         // Called again after the deferred answer came and resumed the connection.
-        state.offloadedResponse = nil
+        state.deferredAnswer = nil
         return queue(response, connection, state, context)
     }
     var headers = HTTPHeaders()
@@ -350,7 +349,7 @@ private struct ParkedRequest: @unchecked Sendable {
 
     /// Leaves the response for the access handler, which MHD calls again once resumed.
     func answer(_ response: HTTPResponse, _ context: ServerContext) {
-        state.offloadedResponse = response
+        state.deferredAnswer = response
         MHD_resume_connection(connection)
         context.parking.withLock { $0.suspended -= 1 }
     }
