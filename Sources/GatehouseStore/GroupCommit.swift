@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import GatehouseCore
 import Synchronization
 
 /// Turns many small write transactions from concurrent threads into few database
@@ -17,10 +18,11 @@ import Synchronization
 /// is committed. The committer thread starts with the first piece and ends after a second
 /// with nothing to do.
 ///
-/// When the combined transaction throws (one request's unique key collided, a constraint
-/// failed), it is rolled back and each piece runs again in its own transaction, so one
-/// caller's error never becomes another's. Pieces must therefore be safe to run twice in
-/// a row after a rollback: plain statements, no side effects outside the database.
+/// When a piece throws (one request's unique key collided, a constraint failed), the
+/// transaction is rolled back, that caller gets its error, and the other pieces run again
+/// together, so one caller's error never becomes another's. Pieces must therefore be safe
+/// to run twice in a row after a rollback: plain statements, no side effects outside the
+/// database. When the database itself fails, every piece of the batch gets its error.
 public final class GroupCommit: Sendable {
     /// One caller's piece of work and what to do with its outcome. `body` and `finish` run
     /// on the committer thread only, one job at a time (hence `@unchecked`).
@@ -149,35 +151,45 @@ public final class GroupCommit: Sendable {
         }
     }
 
+    /// Why a combined transaction failed: one piece's error, or the database's own.
+    private struct PieceFailed: Error {
+        var index: Int
+        var error: any Error
+    }
+
+    /// Runs `batch` in one transaction. When a piece throws, that piece gets its error and
+    /// the others run again together, without it (its failure may have come from an earlier
+    /// piece of the batch, which is why it is not retried). When the database itself fails
+    /// (BEGIN or COMMIT, a lock held elsewhere past the busy timeout, a lost connection, a
+    /// full disk), every piece gets that error at once: running them again one by one would
+    /// make each wait for the same outage.
     private func execute(_ batch: [Job]) {
-        batches.add(1, ordering: .relaxed)
-        jobs.add(batch.count, ordering: .relaxed)
-        var failure: (any Error)?
-        do {
-            try database.transactionBlocking { connection in
-                for job in batch { try job.body(connection) }
-            }
-        } catch {
-            failure = error
-        }
-        guard let failure else {
-            for job in batch { job.finish(nil) }
-            return
-        }
-        guard batch.count > 1 else {
-            batch[0].finish(failure)
-            return
-        }
-        // Someone's piece failed and rolled the batch back: run each alone, so every caller
-        // gets the outcome of its own work.
-        batches.add(batch.count, ordering: .relaxed)
-        for job in batch {
+        var pending = batch
+        while !pending.isEmpty {
+            batches.add(1, ordering: .relaxed)
+            jobs.add(pending.count, ordering: .relaxed)
             do {
-                try database.transactionBlocking { connection in try job.body(connection) }
-                job.finish(nil)
+                try database.transactionBlocking { connection in
+                    for (index, job) in pending.enumerated() {
+                        do {
+                            try job.body(connection)
+                        } catch let error as GatehouseError where error.code == .unavailable || error.code == .database {
+                            throw error  // an outage or a failing store (a full disk), not this piece's fault
+                        } catch {
+                            throw PieceFailed(index: index, error: error)
+                        }
+                    }
+                }
+            } catch let failed as PieceFailed {
+                pending[failed.index].finish(failed.error)
+                pending.remove(at: failed.index)
+                continue
             } catch {
-                job.finish(error)
+                for job in pending { job.finish(error) }
+                return
             }
+            for job in pending { job.finish(nil) }
+            return
         }
     }
 }

@@ -111,6 +111,8 @@ struct GroupCommitTests {
             try connection.query("SELECT id FROM group_probe ORDER BY id").map { try $0.text("id") }
         }
         #expect(rows == ["f0", "f1", "f2", "f4", "f5", "first", "taken"])
+        // The first alone, the followers' batch that failed, then the other five together again.
+        #expect(committer.statistics.transactions == 3)
         #expect(try await database.read { try $0.queryFirst("SELECT n FROM group_probe WHERE id = 'taken'")!.int("n") } == 1)
     }
 
@@ -166,5 +168,55 @@ struct GroupCommitTests {
             try connection.execute("INSERT INTO group_probe (id, n) VALUES ('after', 7)", [])
             return 7
         } == 7)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func anOutageFailsTheWholeBatchAtOnce(kind: StoreKind) async throws {
+        let handle = try await TestDatabases.make(kind)
+        defer { Task { await handle.close() } }
+        let database = handle.database
+        try await database.withConnection {
+            try $0.execute("CREATE TABLE group_probe (id VARCHAR(32) PRIMARY KEY, n INTEGER)", [])
+        }
+        let committer = GroupCommit(database: database)
+        let release = DispatchSemaphore(value: 0)
+        let outcomes = Mutex<[Int: String]>([:])
+        let followers = 5
+        async let first: Void = onThreads(1) { _ in
+            try? committer.run { connection in
+                try connection.execute("INSERT INTO group_probe (id, n) VALUES ('first', 0)", [])
+                release.wait()
+            }
+        }
+        #expect(await eventually { committer.statistics.transactions == 1 })
+        async let others: Void = onThreads(followers) { index in
+            do {
+                try committer.run { connection in
+                    try connection.execute(
+                        "INSERT INTO group_probe (id, n) VALUES (?, ?)", .text("f\(index)"), .int64(Int64(index)))
+                    // What a deadlock or a lock held elsewhere past the busy timeout looks like.
+                    if index == 2 { throw GatehouseError(.unavailable, "the database is locked") }
+                }
+                outcomes.withLock { $0[index] = "ok" }
+            } catch let error as GatehouseError {
+                outcomes.withLock { $0[index] = error.code.name }
+            } catch {
+                outcomes.withLock { $0[index] = "other" }
+            }
+        }
+        #expect(await eventually { committer.waiting == followers })
+        release.signal()
+        await others
+        await first
+        // Everyone in that batch is told at once (and retries), instead of each waiting for the
+        // same outage in a transaction of its own.
+        #expect(outcomes.withLock { $0 } == Dictionary(uniqueKeysWithValues: (0..<followers).map {
+            ($0, GatehouseError.Code.unavailable.name)
+        }))
+        #expect(committer.statistics.transactions == 2)
+        let rows = try await database.read { connection in
+            try connection.query("SELECT id FROM group_probe ORDER BY id").map { try $0.text("id") }
+        }
+        #expect(rows == ["first"])
     }
 }
