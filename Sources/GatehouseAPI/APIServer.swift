@@ -18,8 +18,17 @@ public struct APIServer: GatehouseService {
             metrics, "gatehouse_http_responses_total", help: "HTTP responses by status code", label: "code")
         self.server = HTTPServer(configuration: httpConfiguration, logger: logger) { request in
             let response = handler(request)
-            responses(response.status.code).increment()
-            return response
+            guard let deferred = response.deferred else {
+                responses(response.status.code).increment()
+                return response
+            }
+            // A write's real status is known once its commit is: count that one.
+            let counted = DeferredResponse()
+            deferred.whenResolved { answer in
+                responses(answer.status.code).increment()
+                counted.resolve(answer)
+            }
+            return .deferred(counted)
         }
         self.tokens = tokens
         self.logger = logger

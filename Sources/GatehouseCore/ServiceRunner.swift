@@ -9,15 +9,18 @@ public protocol GatehouseService: Sendable {
 }
 
 /// Runs services together and turns SIGTERM/SIGINT into a graceful shutdown: every
-/// service's task is cancelled, and the process gets `gracePeriod` seconds to finish.
-/// When one service fails, the others are stopped too (a half-running stack is worse
-/// than a restart by the supervisor).
+/// service's task is cancelled, and the process gets `gracePeriodSeconds` to finish; after
+/// that, or at a second SIGTERM/SIGINT, it exits at once (status 1) so a stuck service can
+/// never keep it alive. When one service fails, the others are stopped too (a half-running
+/// stack is worse than a restart by the supervisor).
 public struct ServiceRunner: Sendable {
     public var services: [any GatehouseService]
     public var logger: Logger
+    /// Default 30 s: the HTTP server's own grace (5 s) plus a database's busy timeout for
+    /// writes still committing, plus the worker's batch.
     public var gracePeriodSeconds: Double
 
-    public init(services: [any GatehouseService], logger: Logger, gracePeriodSeconds: Double = 10) {
+    public init(services: [any GatehouseService], logger: Logger, gracePeriodSeconds: Double = 30) {
         self.services = services
         self.logger = logger
         self.gracePeriodSeconds = gracePeriodSeconds
@@ -41,9 +44,17 @@ public struct ServiceRunner: Sendable {
                     }
                 }
             }
+            let grace = gracePeriodSeconds
             group.addTask {
-                let signal = await Self.waitForTerminationSignal()
+                let signal = await Self.waitForTerminationSignal(logger: logger)
                 logger.notice("service.shutdown_requested", ["signal": signal])
+                if signal != "cancelled" {
+                    // The graceful stop is bounded: past the grace period, exit anyway.
+                    DispatchQueue.global().asyncAfter(deadline: .now() + grace) {
+                        logger.error("service.shutdown_timeout", ["grace_seconds": String(grace)])
+                        _exit(1)
+                    }
+                }
                 throw CancellationError()
             }
             do {
@@ -58,8 +69,9 @@ public struct ServiceRunner: Sendable {
     }
 
     /// Suspends until SIGTERM or SIGINT arrives (returns its name) or the task is cancelled.
-    static func waitForTerminationSignal() async -> String {
-        let waiter = SignalWaiter()
+    /// A second signal after the first ends the process at once.
+    static func waitForTerminationSignal(logger: Logger) async -> String {
+        let waiter = SignalWaiter(logger: logger)
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
                 waiter.start(continuation)
@@ -75,9 +87,12 @@ public struct ServiceRunner: Sendable {
 /// (Dispatch signal sources are not `Sendable`, so `Mutex` cannot hold them).
 private final class SignalWaiter: @unchecked Sendable {
     private let lock = NSLock()
+    private let logger: Logger
     private var continuation: CheckedContinuation<String, Never>?
     private var sources: [any DispatchSourceSignal] = []
     private var finished: String?
+
+    init(logger: Logger) { self.logger = logger }
 
     func start(_ continuation: CheckedContinuation<String, Never>) {
         let queue = DispatchQueue(label: "gatehouse.signals")
@@ -100,11 +115,18 @@ private final class SignalWaiter: @unchecked Sendable {
     func finish(_ name: String) {
         lock.lock()
         guard finished == nil else {
+            let first = finished
             lock.unlock()
+            if first != "cancelled" && name != "cancelled" {
+                // A second signal: the operator does not want to wait for the graceful stop.
+                logger.warning("service.exit_now", ["signal": name])
+                _exit(1)
+            }
             return
         }
         finished = name
-        for source in sources { source.cancel() }
+        // Keep listening after a signal (a second one exits at once); not after a cancel.
+        if name == "cancelled" { for source in sources { source.cancel() } }
         let waiting = continuation
         continuation = nil
         lock.unlock()

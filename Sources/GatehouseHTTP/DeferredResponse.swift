@@ -36,8 +36,10 @@ public final class DeferredResponse: Sendable {
     }
 
     /// Calls `deliver` with the response once it is resolved: now (on this thread) if it
-    /// already is, else on the thread that resolves it. For the server; at most once.
-    func whenResolved(_ deliver: @escaping @Sendable (HTTPResponse) -> Void) {
+    /// already is, else on the thread that resolves it. At most once per object: the server
+    /// calls it on what the handler returned, so a wrapper that wants to see the answer (to
+    /// count it) calls it and returns a new `DeferredResponse` that it resolves in turn.
+    public func whenResolved(_ deliver: @escaping @Sendable (HTTPResponse) -> Void) {
         let ready = state.withLock { state -> HTTPResponse? in
             switch state {
             case .pending(nil):
@@ -47,7 +49,7 @@ public final class DeferredResponse: Sendable {
                 state = .delivered
                 return response
             case .pending(.some), .delivered:
-                preconditionFailure("DeferredResponse: the server waited on it twice")
+                preconditionFailure("DeferredResponse: whenResolved was called twice")
             }
         }
         if let ready { deliver(ready) }

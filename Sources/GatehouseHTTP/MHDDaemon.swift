@@ -350,6 +350,9 @@ private struct ParkedRequest: @unchecked Sendable {
     /// Leaves the response for the access handler, which MHD calls again once resumed.
     func answer(_ response: HTTPResponse, _ context: ServerContext) {
         state.deferredAnswer = response
+        // On the access-log line even when the client has gone and nothing is sent (the
+        // request id of a write that was stored).
+        state.accessLog = response.accessLog
         MHD_resume_connection(connection)
         context.parking.withLock { $0.suspended -= 1 }
     }

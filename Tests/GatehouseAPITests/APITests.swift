@@ -2,10 +2,17 @@ import Foundation
 import GatehouseAPI
 import GatehouseBus
 import GatehouseCore
+import GatehouseCrypto
 import GatehouseDomain
+import GatehouseHTTP
+import GatehouseStore
 import GatehouseTestSupport
 import GatehouseWorker
 import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 private let key1 = "000102030405060708090a0b0c0d0e0f"
 private let key2 = "f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000"
@@ -277,6 +284,40 @@ struct APITests {
         #expect(again.status == 202)
         #expect(try await stack.count("bus_messages") == 4)
         #expect(try await stack.count("requests") == 4)
+    }
+
+    @Test
+    func responseMetricsCountTheRealStatusOfWrites() async throws {
+        // As `gatehouse api` runs it: APIServer counts every answer by status code.
+        let handle = try await TestDatabases.make(.sqlite)
+        defer { Task { await handle.close() } }
+        let metrics = MetricsRegistry()
+        var configuration = APIConfiguration()
+        configuration.outboxBacklogLimit = 1
+        let service = APIService(
+            database: handle.database, kek: try KeyEncryptionKey(key: try SymmetricKey.random(size: .bits256)),
+            configuration: configuration, metrics: metrics, logger: .disabled)
+        let tokens = APITokens(database: handle.database)
+        let token = try await tokens.create(name: "sms", scopes: [.read, .write], now: 0)
+        let api = APIServer(
+            service: service, httpConfiguration: HTTPServerConfiguration(address: HTTPServerAddress(host: "127.0.0.1", port: 0)),
+            tokens: try await StoredTokenAuthenticator(tokens: tokens), logger: .disabled)
+        try api.server.start()
+        defer { api.server.shutdown() }
+        let base = "http://127.0.0.1:\(api.server.boundAddress!.port)"
+        for product in 1...2 {
+            var request = URLRequest(url: URL(string: base + "/add_entitlement")!)
+            request.httpMethod = "POST"
+            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = Data(#"{"device_id":"d1","product_id":\#(product),"end_time":"2099-01-01T00:00:00Z"}"#.utf8)
+            let (_, response) = try await URLSession.shared.data(for: request)
+            #expect((response as! HTTPURLResponse).statusCode == (product == 1 ? 202 : 503))
+        }
+        let text = metrics.render()
+        #expect(text.contains(#"gatehouse_http_responses_total{code="202"} 1"#))
+        #expect(text.contains(#"gatehouse_http_responses_total{code="503"} 1"#))
+        #expect(!text.contains(#"gatehouse_http_responses_total{code="200"}"#))
     }
 
     @Test(arguments: StoreKind.allCases)
