@@ -133,11 +133,14 @@ public final class OutboxRelay: Sendable {
             / 1_000_000_000_000_000
         let limit = Int64(options.batchSize)
         let rows = try await database.read { connection in
+            // From the still-accepted requests (few, by index, oldest first) to their outbox
+            // rows (by request id), never the other way round: the outbox holds all history.
+            // CROSS JOIN keeps that order in SQLite's planner.
             try connection.query(
                 "SELECT o.id AS id, o.request_id AS request_id, o.partition_key AS partition_key, "
-                    + "o.payload AS payload FROM outbox o JOIN requests r ON r.request_id = o.request_id "
-                    + "WHERE o.published_at IS NOT NULL AND o.published_at < ? AND r.status = 'accepted' "
-                    + "ORDER BY o.id LIMIT ?", .int64(cutoff), .int64(limit)
+                    + "o.payload AS payload FROM requests r CROSS JOIN outbox o ON o.request_id = r.request_id "
+                    + "WHERE r.status = 'accepted' AND o.published_at IS NOT NULL AND o.published_at < ? "
+                    + "ORDER BY r.accepted_at, o.id LIMIT ?", .int64(cutoff), .int64(limit)
             ).map { row in
                 OutboxRow(
                     id: try row.int64("id"), requestID: try row.text("request_id"),

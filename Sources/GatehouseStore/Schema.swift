@@ -46,6 +46,11 @@ public enum Schema {
                 ){TABLE}
                 """,
             ]),
+        // The relay's republish check finds still-accepted requests by status and needs
+        // their outbox rows by request id (without this index the check was quadratic).
+        render(
+            version: 3, name: "outbox by request",
+            ["CREATE INDEX IF NOT EXISTS outbox_by_request ON outbox (request_id)"]),
     ]
 
     /// The newest schema version.
