@@ -18,6 +18,41 @@ struct GroupCommitTests {
         return condition()
     }
 
+    /// Holds `committer` with a first piece until `followers` callers have queued behind it,
+    /// runs their `piece`s as the next batch, and returns each caller's outcome: "ok" or its
+    /// error code's name.
+    private func followersBehindAHeldBatch(
+        _ committer: GroupCommit, followers: Int,
+        piece: @escaping @Sendable (_ index: Int, _ connection: any SQLConnection) throws -> Void
+    ) async -> [Int: String] {
+        let release = DispatchSemaphore(value: 0)
+        let outcomes = Mutex<[Int: String]>([:])
+        async let first: Void = onThreads(1) { _ in
+            try? committer.run { connection in
+                try connection.execute("INSERT INTO group_probe (id, n) VALUES ('first', 0)", [])
+                release.wait()
+            }
+        }
+        #expect(await eventually { committer.statistics.transactions == 1 })
+        async let others: Void = onThreads(followers) { index in
+            let outcome: String
+            do {
+                try committer.run { connection in try piece(index, connection) }
+                outcome = "ok"
+            } catch let error as GatehouseError {
+                outcome = error.code.name
+            } catch {
+                outcome = "other"
+            }
+            outcomes.withLock { $0[index] = outcome }
+        }
+        #expect(await eventually { committer.waiting == followers })
+        release.signal()
+        await others
+        await first
+        return outcomes.withLock { $0 }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func queuedCallersShareOneTransaction(kind: StoreKind) async throws {
         let handle = try await TestDatabases.make(kind)
@@ -74,39 +109,17 @@ struct GroupCommitTests {
             try $0.execute("INSERT INTO group_probe (id, n) VALUES ('taken', 1)", [])
         }
         let committer = GroupCommit(database: database)
-        let release = DispatchSemaphore(value: 0)
-        let outcomes = Mutex<[Int: String]>([:])
         let followers = 6
-        async let first: Void = onThreads(1) { _ in
-            try? committer.run { connection in
-                try connection.execute("INSERT INTO group_probe (id, n) VALUES ('first', 0)", [])
-                release.wait()
-            }
+        let outcomes = await followersBehindAHeldBatch(committer, followers: followers) { index, connection in
+            // Follower 3 collides with an existing key; the others insert their own row.
+            try connection.execute(
+                "INSERT INTO group_probe (id, n) VALUES (?, ?)", .text(index == 3 ? "taken" : "f\(index)"),
+                .int64(Int64(index)))
         }
-        #expect(await eventually { committer.statistics.transactions == 1 })
-        async let others: Void = onThreads(followers) { index in
-            do {
-                try committer.run { connection in
-                    // Follower 3 collides with an existing key; the others insert their own row.
-                    try connection.execute(
-                        "INSERT INTO group_probe (id, n) VALUES (?, ?)", .text(index == 3 ? "taken" : "f\(index)"),
-                        .int64(Int64(index)))
-                }
-                outcomes.withLock { $0[index] = "ok" }
-            } catch let error as GatehouseError {
-                outcomes.withLock { $0[index] = "\(error.code)" }
-            } catch {
-                outcomes.withLock { $0[index] = "other" }
-            }
-        }
-        #expect(await eventually { committer.waiting == followers })
-        release.signal()
-        await others
-        await first
 
         var expected = Dictionary(uniqueKeysWithValues: (0..<followers).map { ($0, "ok") })
         expected[3] = GatehouseError.Code.conflict.name
-        #expect(outcomes.withLock { $0 } == expected)
+        #expect(outcomes == expected)
         let rows = try await database.read { connection in
             try connection.query("SELECT id FROM group_probe ORDER BY id").map { try $0.text("id") }
         }
@@ -179,38 +192,16 @@ struct GroupCommitTests {
             try $0.execute("CREATE TABLE group_probe (id VARCHAR(32) PRIMARY KEY, n INTEGER)", [])
         }
         let committer = GroupCommit(database: database)
-        let release = DispatchSemaphore(value: 0)
-        let outcomes = Mutex<[Int: String]>([:])
         let followers = 5
-        async let first: Void = onThreads(1) { _ in
-            try? committer.run { connection in
-                try connection.execute("INSERT INTO group_probe (id, n) VALUES ('first', 0)", [])
-                release.wait()
-            }
+        let outcomes = await followersBehindAHeldBatch(committer, followers: followers) { index, connection in
+            try connection.execute(
+                "INSERT INTO group_probe (id, n) VALUES (?, ?)", .text("f\(index)"), .int64(Int64(index)))
+            // What a deadlock or a lock held elsewhere past the busy timeout looks like.
+            if index == 2 { throw GatehouseError(.unavailable, "the database is locked") }
         }
-        #expect(await eventually { committer.statistics.transactions == 1 })
-        async let others: Void = onThreads(followers) { index in
-            do {
-                try committer.run { connection in
-                    try connection.execute(
-                        "INSERT INTO group_probe (id, n) VALUES (?, ?)", .text("f\(index)"), .int64(Int64(index)))
-                    // What a deadlock or a lock held elsewhere past the busy timeout looks like.
-                    if index == 2 { throw GatehouseError(.unavailable, "the database is locked") }
-                }
-                outcomes.withLock { $0[index] = "ok" }
-            } catch let error as GatehouseError {
-                outcomes.withLock { $0[index] = error.code.name }
-            } catch {
-                outcomes.withLock { $0[index] = "other" }
-            }
-        }
-        #expect(await eventually { committer.waiting == followers })
-        release.signal()
-        await others
-        await first
         // Everyone in that batch is told at once (and retries), instead of each waiting for the
         // same outage in a transaction of its own.
-        #expect(outcomes.withLock { $0 } == Dictionary(uniqueKeysWithValues: (0..<followers).map {
+        #expect(outcomes == Dictionary(uniqueKeysWithValues: (0..<followers).map {
             ($0, GatehouseError.Code.unavailable.name)
         }))
         #expect(committer.statistics.transactions == 2)
