@@ -27,7 +27,9 @@ public final class WorkerService: GatehouseService {
         public var batchSize = 200
         /// For crash tests only (`GATEHOUSE_FAULT_WORKER_CRASH_AFTER`): the process kills
         /// itself with SIGKILL right after its Nth database commit, before committing the
-        /// bus offset: the exact window exactly-once has to survive. Unset in production.
+        /// bus offset: the exact window exactly-once has to survive (on the embedded bus the
+        /// offsets commit inside that transaction, so there the restart is what is tested).
+        /// Unset in production.
         public var crashAfterApplies: Int?
         public init() {}
 
