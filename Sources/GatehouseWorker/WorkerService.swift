@@ -47,6 +47,9 @@ public final class WorkerService: GatehouseService {
     let applier: CommandApplier
     let consumer: any BusConsumer
     let producer: any BusProducer
+    /// The consumer, when it is the embedded bus in the applier's own database: a batch's
+    /// offsets then go into the batch's transaction (one commit, no redelivery after a crash).
+    let offsetsInTransaction: EmbeddedBusConsumer?
     let deadLetterTopic: String
     let options: Options
     let logger: Logger
@@ -58,6 +61,8 @@ public final class WorkerService: GatehouseService {
     {
         self.applier = applier
         self.consumer = consumer
+        let embedded = consumer as? EmbeddedBusConsumer
+        self.offsetsInTransaction = embedded.flatMap { $0.stores(in: applier.database) ? $0 : nil }
         self.producer = producer
         self.deadLetterTopic = deadLetterTopic
         self.options = options
@@ -119,13 +124,8 @@ public final class WorkerService: GatehouseService {
                 last[key] = record
             }
             let toCommit = last.values.sorted(by: { $0.offset < $1.offset })
-            // The embedded bus in the worker's own database: the offsets go into the batch's
-            // transaction (one commit, and no redelivery after a crash). Otherwise they are
-            // committed after it.
-            var inTransaction: EmbeddedBusConsumer?
-            if let embedded = consumer as? EmbeddedBusConsumer, embedded.stores(in: applier.database) {
-                inTransaction = embedded
-            }
+            // In the batch's transaction when the bus allows it, else committed after it.
+            let inTransaction = offsetsInTransaction
             var commitOffsets: (@Sendable (any SQLConnection) throws -> Void)?
             if let inTransaction {
                 commitOffsets = { connection in try inTransaction.commit(toCommit, in: connection) }
