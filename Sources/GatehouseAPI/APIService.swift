@@ -37,9 +37,10 @@ public final class APIService: Sendable {
             label: "kind")
         let ledger = self.ledger
         let commits = metrics.counter(
-            "gatehouse_api_commits_total", help: "Write transactions that stored accepted requests (group commits)")
+            "gatehouse_api_commits_total",
+            help: "Write transactions run for accepted requests (group commits, rolled-back ones included)")
         let committed = metrics.counter(
-            "gatehouse_api_committed_requests_total", help: "Accepted requests those transactions carried")
+            "gatehouse_api_committed_requests_total", help: "Accepted requests those transactions committed")
         metrics.addCollector {
             let statistics = ledger.groupCommit.statistics
             commits.set(Double(statistics.transactions))

@@ -60,7 +60,8 @@ public final class GroupCommit: Sendable {
         self.maximumBatch = maximumBatch
     }
 
-    /// Transactions committed, and pieces they carried, since start (for tests and metrics).
+    /// Transactions run (rolled-back ones included), and pieces committed, since start (for
+    /// tests and metrics).
     public var statistics: (transactions: Int, pieces: Int) {
         (batches.load(ordering: .relaxed), jobs.load(ordering: .relaxed))
     }
@@ -167,7 +168,6 @@ public final class GroupCommit: Sendable {
         var pending = batch
         while !pending.isEmpty {
             batches.add(1, ordering: .relaxed)
-            jobs.add(pending.count, ordering: .relaxed)
             do {
                 try database.transactionBlocking { connection in
                     for (index, job) in pending.enumerated() {
@@ -188,6 +188,7 @@ public final class GroupCommit: Sendable {
                 for job in pending { job.finish(error) }
                 return
             }
+            jobs.add(pending.count, ordering: .relaxed)
             for job in pending { job.finish(nil) }
             return
         }
