@@ -102,11 +102,14 @@ public final class RequestLedger: Sendable {
                 backlog.withLock { $0.count += 1 }
                 completion(.success(AcceptedRequest(requestID: command.requestID, isReplay: false)))
             case .failure(let error as GatehouseError) where error.code == .conflict && idempotencyKey != nil:
-                // Two requests with one key raced; the other one won. Answer as a replay.
+                // Two requests with one key raced; the other one won (GroupCommit answers the
+                // loser after the winner's commit). Answer as a replay.
                 completion(
                     Result {
                         guard let earlier = try lookup(idempotencyKey: idempotencyKey!, bodyDigest: bodyDigest) else {
-                            throw error
+                            throw GatehouseError(.unavailable,
+                                "another request with this Idempotency-Key was being stored at the same time and was "
+                                    + "not; retry in \(configuration.retryAfterSeconds) s")
                         }
                         return earlier
                     })

@@ -19,8 +19,8 @@ import Synchronization
 /// with nothing to do.
 ///
 /// When a piece throws (one request's unique key collided, a constraint failed), the
-/// transaction is rolled back, that caller gets its error, and the other pieces run again
-/// together, so one caller's error never becomes another's. Pieces must therefore be safe
+/// transaction is rolled back, the other pieces run again together, and that caller gets its
+/// error after they finished, so one caller's error never becomes another's. Pieces must therefore be safe
 /// to run twice in a row after a rollback: plain statements, no side effects outside the
 /// database. When the database itself fails, every piece of the batch gets its error.
 public final class GroupCommit: Sendable {
@@ -158,14 +158,22 @@ public final class GroupCommit: Sendable {
         var error: any Error
     }
 
-    /// Runs `batch` in one transaction. When a piece throws, that piece gets its error and
-    /// the others run again together, without it (its failure may have come from an earlier
-    /// piece of the batch, which is why it is not retried). When the database itself fails
-    /// (BEGIN or COMMIT, a lock held elsewhere past the busy timeout, a lost connection, a
-    /// full disk), every piece gets that error at once: running them again one by one would
-    /// make each wait for the same outage.
+    /// Runs `batch` in one transaction. When a piece throws, it is dropped and the others run
+    /// again together, without it (its failure may have come from an earlier piece of the
+    /// batch, which is why it is not retried). Dropped pieces learn their error only after the
+    /// others have committed (or failed): a request that lost a unique-key race to another of
+    /// the same batch then finds the winner committed, not rolled back and waiting to rerun.
+    ///
+    /// When the database itself fails (BEGIN or COMMIT, a lock held elsewhere past the busy
+    /// timeout, a lost connection), every piece gets that error at once: running them again
+    /// one by one would make each wait for the same outage. A piece's `.database` error is
+    /// taken as its own once (a row too large, say); a second one in the same batch is taken
+    /// as the store failing (a full disk), and fails the rest.
     private func execute(_ batch: [Job]) {
         var pending = batch
+        var dropped: [(job: Job, error: any Error)] = []
+        var pieceDatabaseErrors = 0
+        defer { for (job, error) in dropped { job.finish(error) } }
         while !pending.isEmpty {
             batches.add(1, ordering: .relaxed)
             do {
@@ -173,15 +181,18 @@ public final class GroupCommit: Sendable {
                     for (index, job) in pending.enumerated() {
                         do {
                             try job.body(connection)
-                        } catch let error as GatehouseError where error.code == .unavailable || error.code == .database {
-                            throw error  // an outage or a failing store (a full disk), not this piece's fault
+                        } catch let error as GatehouseError where error.code == .unavailable {
+                            throw error  // an outage, not this piece's fault
+                        } catch let error as GatehouseError where error.code == .database && pieceDatabaseErrors > 0 {
+                            throw error  // the second in this batch: the store is failing
                         } catch {
                             throw PieceFailed(index: index, error: error)
                         }
                     }
                 }
             } catch let failed as PieceFailed {
-                pending[failed.index].finish(failed.error)
+                if let error = failed.error as? GatehouseError, error.code == .database { pieceDatabaseErrors += 1 }
+                dropped.append((pending[failed.index], failed.error))
                 pending.remove(at: failed.index)
                 continue
             } catch {

@@ -29,6 +29,18 @@ struct GroupCommitTests {
         return handle
     }
 
+    /// The ids stored in `group_probe`, sorted.
+    private func storedIDs(_ database: any SQLDatabase) async throws -> [String] {
+        try await database.read { connection in
+            try connection.query("SELECT id FROM group_probe ORDER BY id").map { try $0.text("id") }
+        }
+    }
+
+    /// Stores one probe row.
+    private static func insert(_ id: String, _ n: Int, _ connection: any SQLConnection) throws {
+        try connection.execute("INSERT INTO group_probe (id, n) VALUES (?, ?)", .text(id), .int64(Int64(n)))
+    }
+
     /// Holds `committer` with a first piece until `followers` callers have queued behind it,
     /// runs their `piece`s as the next batch, and returns each caller's outcome: "ok" or its
     /// error code's name.
@@ -87,8 +99,7 @@ struct GroupCommitTests {
         #expect(await eventually { committer.statistics.transactions == 1 })
         async let others: Void = onThreads(followers) { index in
             let value = try? committer.run { connection -> Int64 in
-                try connection.execute(
-                    "INSERT INTO group_probe (id, n) VALUES (?, ?)", .text("f\(index)"), .int64(Int64(index)))
+                try Self.insert("f\(index)", index, connection)
                 return try connection.queryFirst("SELECT n FROM group_probe WHERE id = ?", .text("f\(index)"))!
                     .int64("n")
             }
@@ -116,17 +127,13 @@ struct GroupCommitTests {
         let followers = 6
         let outcomes = await followersBehindAHeldBatch(committer, followers: followers) { index, connection in
             // Follower 3 collides with an existing key; the others insert their own row.
-            try connection.execute(
-                "INSERT INTO group_probe (id, n) VALUES (?, ?)", .text(index == 3 ? "taken" : "f\(index)"),
-                .int64(Int64(index)))
+            try Self.insert(index == 3 ? "taken" : "f\(index)", index, connection)
         }
 
         var expected = Dictionary(uniqueKeysWithValues: (0..<followers).map { ($0, "ok") })
         expected[3] = GatehouseError.Code.conflict.name
         #expect(outcomes == expected)
-        let rows = try await database.read { connection in
-            try connection.query("SELECT id FROM group_probe ORDER BY id").map { try $0.text("id") }
-        }
+        let rows = try await storedIDs(database)
         #expect(rows == ["f0", "f1", "f2", "f4", "f5", "first", "taken"])
         // The first alone, the followers' batch that failed, then the other five together again.
         #expect(committer.statistics.transactions == 3)
@@ -146,9 +153,7 @@ struct GroupCommitTests {
         await onThreads(8) { thread in
             for index in stride(from: thread, to: count, by: 8) {
                 committer.submit({ connection -> Int64 in
-                    try connection.execute(
-                        "INSERT INTO group_probe (id, n) VALUES (?, ?)", .text(index == 77 ? "taken" : "s\(index)"),
-                        .int64(Int64(index)))
+                    try Self.insert(index == 77 ? "taken" : "s\(index)", index, connection)
                     return Int64(index)
                 }) { result in
                     // After the commit: the row is there for anyone to read.
@@ -184,6 +189,88 @@ struct GroupCommitTests {
     }
 
     @Test(arguments: StoreKind.allCases)
+    func theLoserOfAKeyRaceLearnsOnlyAfterTheWinnerCommitted(kind: StoreKind) async throws {
+        let handle = try await probeDatabase(kind)
+        defer { Task { await handle.close() } }
+        let database = handle.database
+        let committer = GroupCommit(database: database)
+        let release = DispatchSemaphore(value: 0)
+        async let first: Void = onThreads(1) { _ in
+            try? committer.run { connection in
+                try connection.execute("INSERT INTO group_probe (id, n) VALUES ('first', 0)", [])
+                release.wait()
+            }
+        }
+        #expect(await eventually { committer.statistics.transactions == 1 })
+        // Two callers with the same key (two requests with one Idempotency-Key) in one batch,
+        // among others. Each completion looks, as the API does, for the row it collided with.
+        let outcomes = Mutex<[Int: String]>([:])
+        let done = DispatchSemaphore(value: 0)
+        let followers = 5
+        for index in 0..<followers {
+            committer.submit({ connection in
+                try Self.insert(index < 2 ? "same-key" : "f\(index)", index, connection)
+            }) { result in
+                let outcome: String
+                switch result {
+                case .success:
+                    outcome = "ok"
+                case .failure(let error as GatehouseError) where error.code == .conflict:
+                    let winner = try? database.readBlocking {
+                        try $0.queryFirst("SELECT n FROM group_probe WHERE id = 'same-key'")?.int64("n")
+                    }
+                    outcome = winner == nil ? "conflict, winner not visible" : "conflict, winner visible"
+                case .failure:
+                    outcome = "other"
+                }
+                outcomes.withLock { $0[index] = outcome }
+                done.signal()
+            }
+        }
+        #expect(await eventually { committer.waiting == followers })
+        release.signal()
+        for _ in 0..<followers { #expect(done.wait(timeout: .now() + 30) == .success) }
+        await first
+        let all = outcomes.withLock { $0 }
+        #expect(all[2] == "ok" && all[3] == "ok" && all[4] == "ok")
+        #expect([all[0], all[1]].sorted { ($0 ?? "") < ($1 ?? "") } == ["conflict, winner visible", "ok"])
+        #expect(committer.statistics.pieces == followers)  // the first and four followers
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aPieceDatabaseErrorIsItsOwnOnceAndASecondFailsTheBatch(kind: StoreKind) async throws {
+        let handle = try await probeDatabase(kind)
+        defer { Task { await handle.close() } }
+        let database = handle.database
+        // One piece fails with a store error of its own (a row too large, say): only it fails.
+        let committer = GroupCommit(database: database)
+        let followers = 5
+        let once = await followersBehindAHeldBatch(committer, followers: followers) { index, connection in
+            try Self.insert("a\(index)", index, connection)
+            if index == 2 { throw GatehouseError(.database, "row size too large") }
+        }
+        var expected = Dictionary(uniqueKeysWithValues: (0..<followers).map { ($0, "ok") })
+        expected[2] = GatehouseError.Code.database.name
+        #expect(once == expected)
+        #expect(committer.statistics.transactions == 3)
+
+        let rows = try await storedIDs(database)
+        #expect(rows == ["a0", "a1", "a3", "a4", "first"])
+
+        // Two in one batch: the store itself is failing (a full disk), and the rest fail at once.
+        let failing = try await probeDatabase(kind)
+        defer { Task { await failing.close() } }
+        let twice = await followersBehindAHeldBatch(GroupCommit(database: failing.database), followers: followers) {
+            index, connection in
+            try Self.insert("b\(index)", index, connection)
+            if index == 1 || index == 3 { throw GatehouseError(.database, "disk full") }
+        }
+        #expect(twice == Dictionary(uniqueKeysWithValues: (0..<followers).map { ($0, GatehouseError.Code.database.name) }))
+        let left = try await storedIDs(failing.database)
+        #expect(left == ["first"])
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func anOutageFailsTheWholeBatchAtOnce(kind: StoreKind) async throws {
         let handle = try await probeDatabase(kind)
         defer { Task { await handle.close() } }
@@ -191,8 +278,7 @@ struct GroupCommitTests {
         let committer = GroupCommit(database: database)
         let followers = 5
         let outcomes = await followersBehindAHeldBatch(committer, followers: followers) { index, connection in
-            try connection.execute(
-                "INSERT INTO group_probe (id, n) VALUES (?, ?)", .text("f\(index)"), .int64(Int64(index)))
+            try Self.insert("f\(index)", index, connection)
             // What a deadlock or a lock held elsewhere past the busy timeout looks like.
             if index == 2 { throw GatehouseError(.unavailable, "the database is locked") }
         }
@@ -202,9 +288,7 @@ struct GroupCommitTests {
             ($0, GatehouseError.Code.unavailable.name)
         }))
         #expect(committer.statistics.transactions == 2)
-        let rows = try await database.read { connection in
-            try connection.query("SELECT id FROM group_probe ORDER BY id").map { try $0.text("id") }
-        }
+        let rows = try await storedIDs(database)
         #expect(rows == ["first"])
     }
 }
