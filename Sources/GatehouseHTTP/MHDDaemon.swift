@@ -38,7 +38,8 @@ struct Parking {
     var suspended = 0
     /// Parked and not yet reported complete by MHD (answer not yet sent).
     var unfinished = 0
-    /// Set by `stop`: deferred answers are then waited for on MHD's thread instead.
+    /// Set by `stop`: requests that complete from then on get a 503 without running, and
+    /// the deferred answer of one whose handler was running is waited for on MHD's thread.
     var isClosed = false
 }
 
@@ -195,8 +196,8 @@ final class MHDDaemon: Sendable {
     func stop() {
         handle.withLock { handle in
             guard let daemon = handle.daemon else { return }
-            // No request parks from now on (a late one waits for its answer on MHD's thread,
-            // which MHD_stop_daemon joins). MHD must not stop with a connection suspended:
+            // No request runs or parks from now on (a late one gets a 503; one whose handler
+            // was running waits for its answer on MHD's thread, which MHD_stop_daemon joins). MHD must not stop with a connection suspended:
             // wait for the deferred answers (a group commit, bounded by the database's own
             // timeouts) to resume them all...
             context.parking.withLock { $0.isClosed = true }
@@ -260,9 +261,16 @@ private func mhdAccessHandler(
         state.remoteAddress = clientAddress(connection)
         if let length = lookupHeader(connection, "Content-Length").flatMap({ Int($0) }) {
             if length > limit {
-                // Answer before reading the body: MHD discards it and closes the connection,
-                // and a client that sent `Expect: 100-continue` never uploads it at all.
                 state.isTooLarge = true
+                let expectsContinue = lookupHeader(connection, "Expect")?.lowercased() == "100-continue"
+                guard expectsContinue || length > limit * 16 else {
+                    // The body is on its way: drop it as it comes and answer at its end.
+                    // Closing on an unread body makes the kernel reset the connection, and
+                    // the client can lose the 413 that was already sent.
+                    return .YES
+                }
+                // Answer before the body: a client that sent `Expect: 100-continue` never
+                // uploads it; one sending far more than the limit is cut off.
                 return queue(
                     HTTPError.payloadTooLarge(limit: limit).response(requestID: state.requestID),
                     connection, state, context)
@@ -301,6 +309,13 @@ private func mhdAccessHandler(
         state.deferredAnswer = nil
         return queue(response, connection, state, context)
     }
+    if context.parking.withLock({ $0.isClosed }) {
+        // The daemon is stopping: a write run now could be stored with no way left to
+        // answer it, so nothing is run; the client retries elsewhere or later.
+        return queue(
+            HTTPError.unavailable("the server is stopping; retry", retryAfterSeconds: 1)
+                .response(requestID: state.requestID), connection, state, context)
+    }
     var headers = HTTPHeaders()
     withUnsafeMutablePointer(to: &headers) { pointer in
         _ = MHD_get_connection_values(connection, .HEADER_KIND, collectHeader, UnsafeMutableRawPointer(pointer))
@@ -314,7 +329,8 @@ private func mhdAccessHandler(
         // The handler answers later from another thread (a write, once its group commit is
         // durable): park the connection until then, so this event loop serves the others.
         guard let parked = park(connection, state, context) else {
-            // The daemon is stopping: wait here, on a thread MHD_stop_daemon joins.
+            // The daemon began stopping while the handler ran: wait here, on a thread
+            // MHD_stop_daemon joins.
             return queue(deferred.wait(), connection, state, context)
         }
         deferred.whenResolved { parked.answer($0, context) }

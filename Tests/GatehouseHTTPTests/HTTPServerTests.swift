@@ -131,12 +131,22 @@ struct HTTPServerTests {
         let test = try TestServer(routes: standardRoutes)
         defer { test.server.shutdown() }
         let big = Data(repeating: UInt8(ascii: "a"), count: 1 << 20)
+        // Sent whole (no Expect): read and dropped, then answered, so no reset can eat the 413.
         let result = try Curl.run(
             [
-                "-i", "-H", "Authorization: Bearer \(TestTokens.writer)", "--data-binary", "@-", test.url("/echo"),
+                "-i", "-H", "Authorization: Bearer \(TestTokens.writer)", "-H", "Expect:", "--data-binary", "@-",
+                test.url("/echo"),
             ], input: big)
         #expect(result.status == 413)
         #expect(result.error?["code"] as? String == "payload_too_large")
+
+        // With Expect: 100-continue the 413 comes before any of the body is sent.
+        let expecting = try Curl.run(
+            [
+                "-i", "-H", "Authorization: Bearer \(TestTokens.writer)", "-H", "Expect: 100-continue",
+                "--data-binary", "@-", test.url("/echo"),
+            ], input: Data(repeating: UInt8(ascii: "e"), count: 200_000))
+        #expect(expecting.status == 413)
 
         // Chunked: no Content-Length, so the limit trips while the body streams in.
         let chunked = try Curl.run(
@@ -294,6 +304,44 @@ struct HTTPServerTests {
         let result = inFlight.wait()
         #expect(result.status == 202)
         #expect(result.body == #"{"late":true}"#)
+    }
+
+    @Test("a request that comes while the server stops gets a 503 and is not run")
+    func requestDuringStopIsRefused() throws {
+        var configuration = TestServer.defaultConfiguration()
+        configuration.shutdownGracePeriodSeconds = 0.1
+        let entered = DispatchSemaphore(value: 0)
+        let ran = Mutex<[String]>([])
+        let held = Mutex<DeferredResponse?>(nil)
+        let test = try TestServer(configuration: configuration) { request in
+            guard request.method == .post else { return .text("warm") }
+            ran.withLock { $0.append(request.path) }
+            let answer = DeferredResponse()
+            held.withLock { $0 = answer }
+            entered.signal()
+            return .deferred(answer)
+        }
+        // A keep-alive connection with one request done, open before the shutdown begins.
+        let late = try IdleConnection(port: test.server.boundAddress!.port)
+        #expect(late.exchange("GET /warm HTTP/1.1\r\nHost: t\r\n\r\n").hasPrefix("HTTP/1.1 200"))
+        // A write parked on its answer holds the stop (after the 0.1 s grace period).
+        let inFlight = try Curl.start(["-i", "-X", "POST", "-d", "{}", test.url("/first")])
+        #expect(entered.wait(timeout: .now() + 10) == .success)
+        let stopped = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            test.server.shutdown()
+            stopped.signal()
+        }
+        usleep(500_000)
+        // The stop is under way: a write now could be stored with no one left to tell.
+        let refused = late.exchange("POST /second HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}")
+        #expect(refused.hasPrefix("HTTP/1.1 503"), "\(refused.prefix(200))")
+        #expect(refused.lowercased().contains("retry-after: 1\r\n"))
+        #expect(ran.withLock { $0 } == ["/first"])
+        held.withLock { $0 }?.resolve(.json(status: .accepted, bytes: Array("{}".utf8)))
+        #expect(inFlight.wait().status == 202)
+        #expect(stopped.wait(timeout: .now() + 10) == .success)
+        #expect(!test.server.isRunning)
     }
 
     @Test("async handlers run in a Task while the worker thread waits; their errors map as usual")

@@ -175,7 +175,8 @@ final class TemporaryDirectory {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// A plain TCP connection that only connects (to occupy a connection slot).
+/// A plain TCP connection: it occupies a connection slot, or speaks HTTP/1.1 by hand when a
+/// test needs to choose when each request of one keep-alive connection goes out.
 final class IdleConnection {
     let fd: Int32
     init(port: Int) throws {
@@ -195,4 +196,29 @@ final class IdleConnection {
         }
     }
     deinit { close(fd) }
+
+    /// Sends `request` (a whole HTTP/1.1 request) and returns the response: its head and
+    /// `Content-Length` bytes of body; empty when nothing came within `seconds`.
+    func exchange(_ request: String, seconds: Int = 5) -> String {
+        let bytes = Array(request.utf8)
+        guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else { return "" }
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let text = String(decoding: received, as: UTF8.self)
+            if let end = text.range(of: "\r\n\r\n") {
+                let head = text[..<end.lowerBound].lowercased()
+                let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                    .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+                if text.utf8.count - text.utf8.distance(from: text.startIndex, to: end.upperBound) >= length {
+                    return text
+                }
+            }
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { return String(decoding: received, as: UTF8.self) }
+            received.append(contentsOf: buffer[0..<count])
+        }
+    }
 }
