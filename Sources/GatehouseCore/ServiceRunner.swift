@@ -10,9 +10,11 @@ public protocol GatehouseService: Sendable {
 
 /// Runs services together and turns SIGTERM/SIGINT into a graceful shutdown: every
 /// service's task is cancelled, and the process gets `gracePeriodSeconds` to finish; after
-/// that, or at a second SIGTERM/SIGINT, it exits at once (status 1) so a stuck service can
-/// never keep it alive. When one service fails, the others are stopped too (a half-running
-/// stack is worse than a restart by the supervisor).
+/// that, or at a SIGTERM/SIGINT during the shutdown, it exits at once (status 1) so a stuck
+/// service can never keep it alive. When one service fails or ends, the others are stopped
+/// too, under the same bound (a half-running stack is worse than a restart by the
+/// supervisor). It owns SIGTERM and SIGINT while `run` runs, and a later runner in the
+/// same process owns them again.
 public struct ServiceRunner: Sendable {
     public var services: [any GatehouseService]
     public var logger: Logger
@@ -29,6 +31,19 @@ public struct ServiceRunner: Sendable {
     public func run() async throws {
         let services = self.services
         let logger = self.logger
+        let grace = gracePeriodSeconds
+        let signals = SignalWaiter(logger: logger)
+        signals.listen()
+        // The graceful stop is bounded: past the grace period, exit anyway. Armed when the
+        // shutdown begins, whatever began it; disarmed when every service has stopped.
+        let watchdog = DispatchWorkItem {
+            logger.error("service.shutdown_timeout", ["grace_seconds": String(grace)])
+            _exit(1)
+        }
+        defer {
+            watchdog.cancel()
+            signals.stopListening()
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for service in services {
                 group.addTask {
@@ -44,92 +59,110 @@ public struct ServiceRunner: Sendable {
                     }
                 }
             }
-            let grace = gracePeriodSeconds
             group.addTask {
-                let signal = await Self.waitForTerminationSignal(logger: logger)
-                logger.notice("service.shutdown_requested", ["signal": signal])
-                if signal != "cancelled" {
-                    // The graceful stop is bounded: past the grace period, exit anyway.
-                    DispatchQueue.global().asyncAfter(deadline: .now() + grace) {
-                        logger.error("service.shutdown_timeout", ["grace_seconds": String(grace)])
-                        _exit(1)
-                    }
+                if let signal = await signals.next() {
+                    logger.notice("service.shutdown_requested", ["signal": signal])
                 }
                 throw CancellationError()
             }
+            // The first task to end (a signal, or a service that failed or returned) stops the rest.
+            var failure: (any Error)?
             do {
-                // The first task to end (a signal, or a failing service) stops the rest.
                 try await group.next()
-                group.cancelAll()
             } catch {
-                group.cancelAll()
-                if !(error is CancellationError) { throw error }
+                failure = error
             }
-        }
-    }
-
-    /// Suspends until SIGTERM or SIGINT arrives (returns its name) or the task is cancelled.
-    /// A second signal after the first ends the process at once.
-    static func waitForTerminationSignal(logger: Logger) async -> String {
-        let waiter = SignalWaiter(logger: logger)
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
-                waiter.start(continuation)
-            }
-        } onCancel: {
-            waiter.finish("cancelled")
+            signals.shutdownBegan()
+            DispatchQueue.global().asyncAfter(deadline: .now() + grace, execute: watchdog)
+            group.cancelAll()
+            if let failure, !(failure is CancellationError) { throw failure }
         }
     }
 }
 
-/// Keeps the signal sources alive and resumes the waiter exactly once.
+/// Owns SIGTERM and SIGINT while a `ServiceRunner` runs: the first signal ends `next()`;
+/// a signal once the shutdown has begun ends the process at once.
 /// `@unchecked Sendable`: every stored property is read and written under `lock`
 /// (Dispatch signal sources are not `Sendable`, so `Mutex` cannot hold them).
 private final class SignalWaiter: @unchecked Sendable {
     private let lock = NSLock()
     private let logger: Logger
-    private var continuation: CheckedContinuation<String, Never>?
     private var sources: [any DispatchSourceSignal] = []
-    private var finished: String?
+    private var continuation: CheckedContinuation<String?, Never>?
+    private var received: String?
+    private var isWaitCancelled = false
+    private var isShuttingDown = false
+    private static let signals = [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")]
 
     init(logger: Logger) { self.logger = logger }
 
-    func start(_ continuation: CheckedContinuation<String, Never>) {
+    /// Takes the signals from their default action (ending the process) to `received`.
+    func listen() {
         let queue = DispatchQueue(label: "gatehouse.signals")
         var made: [any DispatchSourceSignal] = []
-        for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
-            signal(number, SIG_IGN)
+        for (number, name) in Self.signals {
+            // Not ended by the signal while the source registers. libdispatch then installs
+            // a handler of its own, once per process, that routes the signal to its sources;
+            // a later runner in the same process (tests) must not replace it.
+            var current = sigaction()
+            sigaction(number, nil, &current)
+            if current.__sigaction_handler.sa_handler == nil { signal(number, SIG_IGN) }  // nil is SIG_DFL
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { [self] in finish(name) }
+            source.setEventHandler { [self] in receive(name) }
             source.resume()
             made.append(source)
         }
-        lock.lock()
-        sources = made
-        let already = finished
-        if already == nil { self.continuation = continuation }
-        lock.unlock()
-        if let already { continuation.resume(returning: already) }
+        lock.withLock { sources = made }
     }
 
-    func finish(_ name: String) {
-        lock.lock()
-        guard finished == nil else {
-            let first = finished
-            lock.unlock()
-            if first != "cancelled" && name != "cancelled" {
-                // A second signal: the operator does not want to wait for the graceful stop.
-                logger.warning("service.exit_now", ["signal": name])
-                _exit(1)
-            }
-            return
+    /// Stops listening. The signals stay with libdispatch's handler, which holds them for
+    /// the next source: they no longer end the process, which returns from `run` to exit.
+    func stopListening() {
+        let stopped = lock.withLock {
+            defer { sources = [] }
+            return sources
         }
-        finished = name
-        // Keep listening after a signal (a second one exits at once); not after a cancel.
-        if name == "cancelled" { for source in sources { source.cancel() } }
-        let waiting = continuation
-        continuation = nil
-        lock.unlock()
+        for source in stopped { source.cancel() }
+    }
+
+    /// The first signal's name, or nil when the task is cancelled first.
+    func next() async -> String? {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<String?, Never>) in
+                let now: String?? = lock.withLock {
+                    if let received { return .some(received) }
+                    if isWaitCancelled { return .some(nil) }
+                    self.continuation = continuation
+                    return .none
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+        } onCancel: {
+            let waiting = lock.withLock {
+                isWaitCancelled = true
+                defer { continuation = nil }
+                return continuation
+            }
+            waiting?.resume(returning: nil)
+        }
+    }
+
+    /// From now on a signal means: do not wait for the graceful stop.
+    func shutdownBegan() { lock.withLock { isShuttingDown = true } }
+
+    private func receive(_ name: String) {
+        let waiting: CheckedContinuation<String?, Never>?? = lock.withLock {
+            if isShuttingDown || received != nil { return .none }
+            received = name
+            isShuttingDown = true
+            defer { continuation = nil }
+            return .some(continuation)
+        }
+        guard let waiting else {
+            // The operator (or the supervisor) does not want to wait for the graceful stop.
+            logger.warning("service.exit_now", ["signal": name])
+            _exit(1)
+        }
         waiting?.resume(returning: name)
     }
 }
