@@ -39,6 +39,18 @@ public final class OutboxRelay: Sendable {
             let seconds = try source.seconds("GATEHOUSE_RELAY_REPUBLISH_SECONDS", default: 60)
             republishAfter = seconds == 0 ? nil : .milliseconds(Int64(seconds * 1000))
         }
+
+        /// As `init(_:)`, for a relay feeding `bus`. On the embedded bus the API appends each
+        /// command in its request's own transaction and the bus keeps it until the worker's
+        /// group has committed it, so nothing can be lost on the way: republishing would only
+        /// add duplicates (which count in the API's backlog), and is off unless
+        /// `GATEHOUSE_RELAY_REPUBLISH_SECONDS` is set.
+        public init(_ source: ConfigSource, bus: BusSettings) throws {
+            try self.init(source)
+            if bus.configuration == .embedded && source.string("GATEHOUSE_RELAY_REPUBLISH_SECONDS") == nil {
+                republishAfter = nil
+            }
+        }
     }
 
     private let database: any SQLDatabase

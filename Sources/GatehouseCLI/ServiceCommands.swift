@@ -43,7 +43,7 @@ extension Bootstrap {
     func relayService(bus: BusSettings, producer: any BusProducer) throws -> RelayService {
         RelayService(relay: OutboxRelay(
             database: database, producer: producer, topic: bus.commandsTopic, logger: logger.with(label: "relay"),
-            options: try OutboxRelay.Options(settings.source), metrics: metrics))
+            options: try OutboxRelay.Options(settings.source, bus: bus), metrics: metrics))
     }
 
     /// The worker: consumes commands, applies them, builds EMMs.

@@ -40,6 +40,20 @@ struct BusConfigurationTests {
     }
 
     @Test
+    func relayRepublishesOnKafkaByDefaultAndOnTheEmbeddedBusOnlyWhenAsked() throws {
+        let kafka = try BusSettings(ConfigSource(environment: ["GATEHOUSE_BUS_URL": "kafka://127.0.0.1:9092"]))
+        let embedded = try BusSettings(ConfigSource(environment: [:]))
+        let unset = ConfigSource(environment: [:])
+        #expect(try OutboxRelay.Options(unset, bus: kafka).republishAfter == .seconds(60))
+        #expect(try OutboxRelay.Options(unset, bus: embedded).republishAfter == nil)
+        let asked = ConfigSource(environment: ["GATEHOUSE_RELAY_REPUBLISH_SECONDS": "5"])
+        #expect(try OutboxRelay.Options(asked, bus: embedded).republishAfter == .seconds(5))
+        #expect(try OutboxRelay.Options(asked, bus: kafka).republishAfter == .seconds(5))
+        let never = ConfigSource(environment: ["GATEHOUSE_RELAY_REPUBLISH_SECONDS": "0"])
+        #expect(try OutboxRelay.Options(never, bus: kafka).republishAfter == nil)
+    }
+
+    @Test
     func deadLetterEnvelopeRoundTrips() throws {
         let record = BusRecord(topic: "t", partition: 2, offset: 41, key: "stb-1", value: [1, 2, 3])
         let envelope = try DeadLetter.decode(
