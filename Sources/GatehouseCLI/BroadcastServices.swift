@@ -124,9 +124,10 @@ public enum MonitorCommand: Subcommand {
             services: [monitor, OnAirRecorder(monitor: monitor, database: boot.database, logger: boot.logger),
                        try metrics.make()],
             logger: boot.logger
-        ).run()
-        await producer.close()
-        await boot.database.close()
+        ).run {
+            await producer.close()
+            await boot.database.close()
+        }
         return 0
     }
 }
@@ -149,8 +150,9 @@ public enum PlayoutCommand: Subcommand {
         let (settings, rest) = try loadSettings(arguments)
         guard rest.isEmpty else { throw UsageError("unknown option \(rest[0])") }
         let boot = try await Bootstrap.make(settings, context: context)
-        try await ServiceRunner(services: [try boot.playoutService()], logger: boot.logger).run()
-        await boot.database.close()
+        try await ServiceRunner(services: [try boot.playoutService()], logger: boot.logger).run {
+            await boot.database.close()
+        }
         return 0
     }
 }

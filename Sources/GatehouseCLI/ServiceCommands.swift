@@ -100,9 +100,10 @@ public enum WorkerCommand: Subcommand {
             try await boot.workerService(bus: bus, producer: producer, kek: try boot.kek(createIfMissing: false))
         ]
         if !noRelay { services.append(try boot.relayService(bus: bus, producer: producer)) }
-        try await ServiceRunner(services: services, logger: boot.logger).run()
-        await producer.close()
-        await boot.database.close()
+        try await ServiceRunner(services: services, logger: boot.logger).run {
+            await producer.close()
+            await boot.database.close()
+        }
         return 0
     }
 }
@@ -134,9 +135,10 @@ public enum ServeCommand: Subcommand {
             monitor,
             OnAirRecorder(monitor: monitor, database: boot.database, logger: boot.logger),
         ]
-        try await ServiceRunner(services: services, logger: boot.logger).run()
-        await producer.close()
-        await boot.database.close()
+        try await ServiceRunner(services: services, logger: boot.logger).run {
+            await producer.close()
+            await boot.database.close()
+        }
         return 0
     }
 

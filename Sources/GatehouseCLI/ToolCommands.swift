@@ -170,8 +170,9 @@ public enum APICommand: Subcommand {
         guard rest.isEmpty else { throw UsageError("unknown option \(rest[0])") }
         let boot = try await Bootstrap.make(settings, context: context)
         let server = try await boot.apiServer(kek: try boot.kek(createIfMissing: false))
-        try await ServiceRunner(services: [server], logger: boot.logger).run()
-        await boot.database.close()
+        try await ServiceRunner(services: [server], logger: boot.logger).run {
+            await boot.database.close()
+        }
         return 0
     }
 }

@@ -1,28 +1,38 @@
+import Dispatch
 import Foundation
 import GatehouseCore
 import Synchronization
 import Testing
 
-/// The service runner: one ending service stops the rest, a signal stops them all, and when
-/// `run` returns the process has its signals back and no shutdown timer left to fire.
+/// The service runner: one ending service stops the rest, a signal stops them all, the stop
+/// and the cleanup are bounded, a second signal does not wait, and a later runner in the same
+/// process hears its signals. `exitNow` records instead of ending the test process.
 @Suite("Service runner", .serialized)
 struct ServiceRunnerTests {
-    /// What the services did, in order.
+    /// What the services, the cleanup and `exitNow` did, in order.
     final class Journal: Sendable {
         private let entries = Mutex<[String]>([])
         func add(_ entry: String) { entries.withLock { $0.append(entry) } }
         var all: [String] { entries.withLock { $0 } }
     }
 
-    /// Runs until cancelled.
+    /// Runs until cancelled; then takes `stopping` seconds to stop, whatever the cancellation
+    /// says (a service stuck in its shutdown).
     struct Idle: GatehouseService {
         let name: String
         let journal: Journal
+        var stopping: Double = 0
         func run() async throws {
             journal.add("\(name) started")
             do {
                 try await Task.sleep(for: .seconds(600))
             } catch {
+                journal.add("\(name) stopping")
+                if stopping > 0 {
+                    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                        DispatchQueue.global().asyncAfter(deadline: .now() + stopping) { done.resume() }
+                    }
+                }
                 journal.add("\(name) stopped")
                 throw error
             }
@@ -38,6 +48,12 @@ struct ServiceRunnerTests {
         }
     }
 
+    private func runner(_ services: [any GatehouseService], grace: Double, journal: Journal) -> ServiceRunner {
+        var runner = ServiceRunner(services: services, logger: .disabled, gracePeriodSeconds: grace)
+        runner.exitNow = { journal.add("exit now") }
+        return runner
+    }
+
     /// Waits (bounded) until `condition` holds.
     private func eventually(_ condition: () -> Bool) async -> Bool {
         for _ in 0..<500 {
@@ -47,35 +63,61 @@ struct ServiceRunnerTests {
         return condition()
     }
 
-    /// One process, two runs: a failing service stops the others (and its error comes out),
-    /// then a second runner hears SIGTERM and stops every service gracefully.
     @Test
-    func aFailureStopsTheOthersAndALaterRunnerStillHearsSigterm() async throws {
-        let failed = Journal()
-        let first = ServiceRunner(
-            services: [Idle(name: "idle", journal: failed), Failing()], logger: .disabled, gracePeriodSeconds: 0.5)
-        let error = await #expect(throws: GatehouseError.self) { try await first.run() }
-        #expect(error?.code == .database)
-        #expect(failed.all == ["idle started", "idle stopped"])
-        // The shutdown's watchdog (0.5 s) ended with the run: were it still armed, this test
-        // process would exit with status 1 during this wait.
-        try await Task.sleep(for: .seconds(1))
-
+    func aFailureStopsTheOthersThenCleansUpAndTheBoundEndsWithTheRun() async throws {
         let journal = Journal()
-        let second = ServiceRunner(
-            services: [Idle(name: "a", journal: journal), Idle(name: "b", journal: journal)], logger: .disabled,
-            gracePeriodSeconds: 0.5)
+        let first = runner([Idle(name: "idle", journal: journal), Failing()], grace: 2, journal: journal)
+        let error = await #expect(throws: GatehouseError.self) {
+            try await first.run { journal.add("cleanup") }
+        }
+        #expect(error?.code == .database)
+        #expect(journal.all == ["idle started", "idle stopping", "idle stopped", "cleanup"])
+        // The bound (2 s) ended with the run: nothing fires after it.
+        try await Task.sleep(for: .milliseconds(2500))
+        #expect(!journal.all.contains("exit now"))
+    }
+
+    @Test
+    func aStopStuckPastTheBoundEndsTheProcessEvenAfterAFailure() async throws {
+        let journal = Journal()
+        let stuck = runner(
+            [Idle(name: "stuck", journal: journal, stopping: 1.5), Failing()], grace: 0.3, journal: journal)
+        await #expect(throws: GatehouseError.self) { try await stuck.run { journal.add("cleanup") } }
+        // exitNow came while the stuck service was still stopping (here it returns, so the run went on).
+        #expect(journal.all == ["stuck started", "stuck stopping", "exit now", "stuck stopped", "cleanup"])
+    }
+
+    /// A supervisor's SIGTERM during a stop that a failure began waits for it, as a first
+    /// signal should; a second one does not wait. Then a later runner hears SIGTERM and stops
+    /// every service gracefully.
+    @Test
+    func signalsDuringAStopAndALaterRunner() async throws {
+        let journal = Journal()
+        let failed = runner(
+            [Idle(name: "slow", journal: journal, stopping: 1), Failing()], grace: 10, journal: journal)
+        let failedRun = Task { try await failed.run { journal.add("cleanup") } }
+        #expect(await eventually { journal.all.contains("slow stopping") })
+        kill(getpid(), SIGTERM)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!journal.all.contains("exit now"), "a first signal waits for the graceful stop")
+        kill(getpid(), SIGINT)
+        #expect(await eventually { journal.all.contains("exit now") }, "a second signal does not wait")
+        await #expect(throws: GatehouseError.self) { try await failedRun.value }
+        #expect(journal.all.last == "cleanup")
+
+        let later = Journal()
+        let second = runner([Idle(name: "a", journal: later), Idle(name: "b", journal: later)], grace: 10, journal: later)
         let finished = Mutex<Bool>(false)
         async let run: Void = {
             try await second.run()
             finished.withLock { $0 = true }
         }()
-        #expect(await eventually { journal.all.filter { $0.hasSuffix("started") }.count == 2 })
+        #expect(await eventually { later.all.filter { $0.hasSuffix("started") }.count == 2 })
         kill(getpid(), SIGTERM)  // taken by the runner, not the default action
-        // When it did not, leaving the scope cancels the run, so the test ends either way.
+        // When it was not, leaving the scope cancels the run, so the test ends either way.
         try #require(await eventually { finished.withLock { $0 } }, "SIGTERM did not stop the runner")
         try await run
-        #expect(Set(journal.all) == ["a started", "b started", "a stopped", "b stopped"])
-        try await Task.sleep(for: .seconds(1))
+        #expect(Set(later.all) == ["a started", "b started", "a stopping", "b stopping", "a stopped", "b stopped"])
+        #expect(!later.all.contains("exit now"))
     }
 }
