@@ -200,7 +200,11 @@ final class MHDDaemon: Sendable {
             // was running waits for its answer on MHD's thread, which MHD_stop_daemon joins). MHD must not stop with a connection suspended:
             // wait for the deferred answers (a group commit, bounded by the database's own
             // timeouts) to resume them all...
-            context.parking.withLock { $0.isClosed = true }
+            let parked = context.parking.withLock { parking in
+                parking.isClosed = true
+                return parking.suspended
+            }
+            context.logger.notice("http.stopping", ["http.suspended_requests": String(parked)])
             var waited = 0
             while context.parking.withLock({ $0.suspended }) > 0 {
                 usleep(1000)
@@ -252,6 +256,8 @@ private func mhdAccessHandler(
     let context = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
     let state = Unmanaged<RequestState>.fromOpaque(raw).takeUnretainedValue()
     let limit = context.configuration.maximumBodySize
+    // Past this many body bytes a client is cut off instead of read to the end.
+    let cutOff = limit > Int.max / 16 ? Int.max : limit * 16
 
     if !state.isStarted {
         state.isStarted = true
@@ -263,7 +269,7 @@ private func mhdAccessHandler(
             if length > limit {
                 state.isTooLarge = true
                 let expectsContinue = lookupHeader(connection, "Expect")?.lowercased() == "100-continue"
-                guard expectsContinue || length > limit * 16 else {
+                guard expectsContinue || length > cutOff else {
                     // The body is on its way: drop it as it comes and answer at its end.
                     // Closing on an unread body makes the kernel reset the connection, and
                     // the client can lose the 413 that was already sent.
@@ -289,7 +295,7 @@ private func mhdAccessHandler(
             // that keeps sending far beyond the limit is cut off.
             state.isTooLarge = true
             state.body = []
-            if state.bodyBytesReceived > limit * 16 { return .NO }
+            if state.bodyBytesReceived > cutOff { return .NO }
         } else if let uploadData {
             uploadData.withMemoryRebound(to: UInt8.self, capacity: count) { bytes in
                 state.body.append(contentsOf: UnsafeBufferPointer(start: bytes, count: count))

@@ -126,45 +126,53 @@ struct HTTPServerTests {
         #expect(writer.body == body)
     }
 
-    @Test("a 1 MiB body gets 413 without being buffered, and the server keeps serving")
+    @Test("a body over the limit gets 413 without being buffered, and the server keeps serving")
     func bodyLimit() throws {
         let test = try TestServer(routes: standardRoutes)
         defer { test.server.shutdown() }
-        let big = Data(repeating: UInt8(ascii: "a"), count: 1 << 20)
-        // Sent whole (no Expect): read and dropped, then answered, so no reset can eat the 413.
-        let result = try Curl.run(
-            [
-                "-i", "-H", "Authorization: Bearer \(TestTokens.writer)", "-H", "Expect:", "--data-binary", "@-",
-                test.url("/echo"),
-            ], input: big)
-        #expect(result.status == 413)
-        #expect(result.error?["code"] as? String == "payload_too_large")
+        let auth = ["-H", "Authorization: Bearer \(TestTokens.writer)"]
+        // Sent whole (no Expect), 8 x the limit: read and dropped, then answered, so no reset
+        // can eat the 413.
+        let drained = try Curl.run(
+            ["-i"] + auth + ["-H", "Expect:", "--data-binary", "@-", test.url("/too-big/drained")],
+            input: Data(repeating: UInt8(ascii: "a"), count: 8 * 65536))
+        #expect(drained.status == 413)
+        #expect(drained.error?["code"] as? String == "payload_too_large")
 
         // With Expect: 100-continue the 413 comes before any of the body is sent.
         let expecting = try Curl.run(
-            [
-                "-i", "-H", "Authorization: Bearer \(TestTokens.writer)", "-H", "Expect: 100-continue",
-                "--data-binary", "@-", test.url("/echo"),
-            ], input: Data(repeating: UInt8(ascii: "e"), count: 200_000))
+            ["-i"] + auth + ["-H", "Expect: 100-continue", "--data-binary", "@-", test.url("/too-big/expect")],
+            input: Data(repeating: UInt8(ascii: "e"), count: 200_000))
         #expect(expecting.status == 413)
+
+        // Far over the limit (more than 16 x): answered at once and cut off, nothing read.
+        _ = try Curl.run(
+            ["-i"] + auth + ["-H", "Expect:", "--data-binary", "@-", test.url("/too-big/huge")],
+            input: Data(repeating: UInt8(ascii: "h"), count: 17 * 65536))
 
         // Chunked: no Content-Length, so the limit trips while the body streams in.
         let chunked = try Curl.run(
-            [
-                "-i", "-H", "Authorization: Bearer \(TestTokens.writer)", "-H", "Transfer-Encoding: chunked",
-                "--data-binary", "@-", test.url("/echo"),
-            ], input: Data(repeating: UInt8(ascii: "b"), count: 200_000))
+            ["-i"] + auth + ["-H", "Transfer-Encoding: chunked", "--data-binary", "@-", test.url("/echo")],
+            input: Data(repeating: UInt8(ascii: "b"), count: 200_000))
         #expect(chunked.status == 413)
 
         let justUnder = Data(repeating: UInt8(ascii: "c"), count: 65536)
         let fits = try Curl.run(
-            [
-                "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Authorization: Bearer \(TestTokens.writer)",
-                "--data-binary", "@-", test.url("/echo"),
-            ], input: justUnder)
+            ["-s", "-o", "/dev/null", "-w", "%{http_code}"] + auth + ["--data-binary", "@-", test.url("/echo")],
+            input: justUnder)
         #expect(fits.stdout == "202")
         let log = test.stopAndReadLog().filter { $0.contains("\"msg\":\"http.request\"") }
-        #expect(log.contains { $0.contains("\"http.status\":\"413\"") })
+        // How many body bytes each 413 read: all of the drained one, none of the others.
+        func bytesRead(_ path: String) -> String? {
+            guard let line = log.first(where: { $0.contains("\"http.path\":\"\(path)\"") }),
+                line.contains("\"http.status\":\"413\""),
+                let range = line.range(of: #""http.request_bytes":""#)
+            else { return nil }
+            return String(line[range.upperBound...].prefix { $0 != "\"" })
+        }
+        #expect(bytesRead("/too-big/drained") == String(8 * 65536))
+        #expect(bytesRead("/too-big/expect") == "0")
+        #expect(bytesRead("/too-big/huge") == "0")
     }
 
     @Test("keep-alive: several requests share one connection")
@@ -312,15 +320,17 @@ struct HTTPServerTests {
         configuration.shutdownGracePeriodSeconds = 0.1
         let entered = DispatchSemaphore(value: 0)
         let ran = Mutex<[String]>([])
-        let held = Mutex<DeferredResponse?>(nil)
+        let held = Mutex<[DeferredResponse]>([])
         let test = try TestServer(configuration: configuration) { request in
             guard request.method == .post else { return .text("warm") }
             ran.withLock { $0.append(request.path) }
             let answer = DeferredResponse()
-            held.withLock { $0 = answer }
+            held.withLock { $0.append(answer) }
             entered.signal()
             return .deferred(answer)
         }
+        // Whatever happens, every parked answer comes, so the stop ends.
+        defer { for answer in held.withLock({ $0 }) { answer.resolve(.text("late", status: 500)) } }
         // A keep-alive connection with one request done, open before the shutdown begins.
         let late = try IdleConnection(port: test.server.boundAddress!.port)
         #expect(late.exchange("GET /warm HTTP/1.1\r\nHost: t\r\n\r\n").hasPrefix("HTTP/1.1 200"))
@@ -332,13 +342,16 @@ struct HTTPServerTests {
             test.server.shutdown()
             stopped.signal()
         }
-        usleep(500_000)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !test.log.lines.contains(where: { $0.contains(#""msg":"http.stopping""#) }) && ContinuousClock.now < deadline {
+            usleep(2_000)
+        }
         // The stop is under way: a write now could be stored with no one left to tell.
         let refused = late.exchange("POST /second HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}")
         #expect(refused.hasPrefix("HTTP/1.1 503"), "\(refused.prefix(200))")
         #expect(refused.lowercased().contains("retry-after: 1\r\n"))
         #expect(ran.withLock { $0 } == ["/first"])
-        held.withLock { $0 }?.resolve(.json(status: .accepted, bytes: Array("{}".utf8)))
+        held.withLock { $0 }.first?.resolve(.json(status: .accepted, bytes: Array("{}".utf8)))
         #expect(inFlight.wait().status == 202)
         #expect(stopped.wait(timeout: .now() + 10) == .success)
         #expect(!test.server.isRunning)
