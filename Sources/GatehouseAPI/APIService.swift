@@ -188,16 +188,28 @@ public final class APIService: Sendable {
         // thread waits for the commit.
         let answer = DeferredResponse()
         let (requestID, path) = (request.requestID, request.path)
-        try ledger.accept(command, idempotencyKey: idempotencyKey, bodyDigest: digest) { [self] result in
-            switch result {
-            case .success(let accepted):
-                acceptedByKind(command.kind).increment()
-                answer.resolve(Self.acceptedResponse(accepted, command))
-            case .failure(let error):
-                answer.resolve(HTTPError.answer(to: error, requestID: requestID, route: path, logger: logger))
+        do {
+            try ledger.accept(command, idempotencyKey: idempotencyKey, bodyDigest: digest) { [self] result in
+                switch result {
+                case .success(let accepted):
+                    acceptedByKind(command.kind).increment()
+                    answer.resolve(Self.acceptedResponse(accepted, command))
+                case .failure(let error):
+                    answer.resolve(
+                        HTTPError.answer(to: withRetryAfter(error), requestID: requestID, route: path, logger: logger))
+                }
             }
+        } catch {
+            throw withRetryAfter(error)
         }
         return .deferred(answer)
+    }
+
+    /// A store's "retry later" as a 503 whose `Retry-After` is `GATEHOUSE_RETRY_AFTER`, as its
+    /// message says (the generic mapping sends the default).
+    private func withRetryAfter(_ error: any Error) -> any Error {
+        guard let error = error as? GatehouseError, error.code == .unavailable else { return error }
+        return HTTPError.unavailable(error.message, retryAfterSeconds: configuration.retryAfterSeconds)
     }
 
     private static func acceptedResponse(_ accepted: AcceptedRequest, _ command: Command) -> HTTPResponse {

@@ -224,7 +224,10 @@ struct APITests {
             let reply = try await stack.call("POST", "/add_entitlement", token: stack.writer,
                 body: #"{"device_id":"d1","product_id":\#(product),"end_time":"2099-01-01T00:00:00Z"}"#)
             statuses.append(reply.status)
-            if reply.status == 503 { #expect(reply.headers["retry-after"] != nil) }
+            if reply.status == 503 {
+                #expect(reply.headers["retry-after"] == "7")
+                #expect(reply.text.contains("retry in 7 s"))
+            }
         }
         #expect(statuses == [202, 202, 202, 503, 503])
         #expect(try await stack.count("requests") == 3)
