@@ -212,6 +212,35 @@ struct APITests {
         #expect(try await stack.count("outbox") == 2)
     }
 
+    /// An SMS that retries before its first answer came sends the same key twice at once;
+    /// both land in one group commit more often than not. Both must get the one request.
+    @Test(arguments: StoreKind.allCases)
+    func concurrentRetriesWithOneKeyGetOneRequest(kind: StoreKind) async throws {
+        let stack = try await APIStack.start(kind)
+        defer { Task { await stack.stop() } }
+        let orders = 30
+        var replies: [(order: Int, status: Int, id: String?)] = []
+        try await withThrowingTaskGroup(of: (Int, Int, String?).self) { group in
+            for order in 0..<orders {
+                for _ in 0..<2 {
+                    group.addTask {
+                        let reply = try await stack.call("POST", "/add_entitlement", token: stack.writer,
+                            body: #"{"device_id":"d1","product_id":\#(order + 1),"end_time":"2099-01-01T00:00:00Z"}"#,
+                            headers: ["Idempotency-Key": "race-\(order)"])
+                        return (order, reply.status, reply.string("request_id"))
+                    }
+                }
+            }
+            for try await reply in group { replies.append(reply) }
+        }
+        #expect(replies.allSatisfy { $0.status == 202 }, "\(replies.filter { $0.status != 202 })")
+        for order in 0..<orders {
+            let ids = Set(replies.filter { $0.order == order }.map(\.id))
+            #expect(ids.count == 1 && ids.first! != nil, "order \(order): \(ids)")
+        }
+        #expect(try await stack.count("requests") == orders)
+    }
+
     @Test(arguments: StoreKind.allCases)
     func backlogLimitAnswers503WithRetryAfter(kind: StoreKind) async throws {
         var configuration = APIConfiguration()
