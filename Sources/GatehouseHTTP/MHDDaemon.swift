@@ -197,9 +197,9 @@ final class MHDDaemon: Sendable {
         handle.withLock { handle in
             guard let daemon = handle.daemon else { return }
             // No request runs or parks from now on (a late one gets a 503; one whose handler
-            // was running waits for its answer on MHD's thread, which MHD_stop_daemon joins). MHD must not stop with a connection suspended:
-            // wait for the deferred answers (a group commit, bounded by the database's own
-            // timeouts) to resume them all...
+            // was running waits for its answer on MHD's thread, which MHD_stop_daemon joins).
+            // MHD must not stop with a connection suspended: wait for the deferred answers (a
+            // group commit, bounded by the database's own timeouts) to resume them all...
             let parked = context.parking.withLock { parking in
                 parking.isClosed = true
                 return parking.suspended
