@@ -28,6 +28,11 @@ func mariaDBError(_ number: UInt32, _ text: String, _ operation: String) -> Gate
         return GatehouseError(.invalidInput, "mariadb: \(operation): \(text)", nativeCode: code)
     case 1205, 1213:  // lock wait timeout, deadlock: the transaction may be retried
         return GatehouseError(.unavailable, "mariadb: \(operation): \(text)", nativeCode: code)
+    case 1040, 1203, 1053, 1290, 1792, 1836, 1969:
+        // Too many connections (server-wide, per user), shutting down, read-only (the
+        // --read-only option, a read-only transaction, read-only mode: a failover under
+        // way), statement timeout: the server's state, not the statement's; retry later.
+        return GatehouseError(.unavailable, "mariadb: \(operation): \(text)", nativeCode: code)
     case 1044, 1045, 1049, 1698:  // no access to database, bad password, unknown database
         return GatehouseError(.configuration, "mariadb: \(operation): \(text)", nativeCode: code)
     case 2002, 2003, 2005:  // cannot reach the server
@@ -105,7 +110,13 @@ final class MariaDBStatement {
     deinit { mysql_stmt_close(handle) }
 
     func error(_ operation: String) -> GatehouseError {
-        mariaDBError(mysql_stmt_errno(handle), String(cString: mysql_stmt_error(handle)), operation)
+        if mysql_stmt_errno(handle) == 0, let connection = handle.pointee.mysql, mysql_errno(connection) != 0 {
+            // An error the server sends while rows stream in (a statement timeout, a kill)
+            // is recorded on the connection, not on the statement.
+            return mariaDBError(mysql_errno(connection), String(cString: mysql_error(connection)), operation)
+        }
+        let text = String(cString: mysql_stmt_error(handle))
+        return mariaDBError(mysql_stmt_errno(handle), text.isEmpty ? "unknown error" : text, operation)
     }
 }
 

@@ -52,6 +52,35 @@ extension StoreTests {
         #expect(!sink.lines.contains { $0.contains(":gatehouse@") })
     }
 
+    /// A server that refuses writes for a while (read-only during a failover) or cuts a
+    /// statement off is an outage to wait out, not a fault of the statement: callers retry
+    /// `.unavailable` and give up on `.database`.
+    @Test func mariaDBReadOnlyAndStatementTimeoutsAreOutages() async throws {
+        let db = try await openSingleConnectionPool()
+        defer { Task { await db.close() } }
+        try await db.withConnection { c in try c.execute("CREATE TABLE IF NOT EXISTS t_outage (n BIGINT NOT NULL)") }
+        let readOnly = await #expect(throws: GatehouseError.self) {
+            try await db.withConnection { c in
+                try c.execute("SET SESSION TRANSACTION READ ONLY")
+                defer { _ = try? c.execute("SET SESSION TRANSACTION READ WRITE") }
+                try c.execute("START TRANSACTION")
+                defer { _ = try? c.execute("ROLLBACK") }
+                try c.execute("INSERT INTO t_outage (n) VALUES (1)")
+            }
+        }
+        #expect(readOnly?.code == .unavailable && readOnly?.nativeCode == 1792)
+        let timedOut = await #expect(throws: GatehouseError.self) {
+            try await db.withConnection { c in
+                try c.execute("SET SESSION max_statement_time = 0.05")
+                defer { _ = try? c.execute("SET SESSION max_statement_time = 0") }
+                // A billion MD5s from the sequence engine: cut off after 50 ms.
+                _ = try c.query("SELECT COUNT(*) AS n FROM seq_1_to_1000000000 WHERE MD5(seq) = 'gatehouse'")
+            }
+        }
+        #expect(timedOut?.code == .unavailable && timedOut?.nativeCode == 1969, "\(String(describing: timedOut))")
+        #expect(try await countRows(db, "t_outage") == 0)
+    }
+
     @Test func mariaDBAKilledTransactionFailsAndTheNextOneWorks() async throws {
         let db = try await openSingleConnectionPool()
         defer { Task { await db.close() } }
