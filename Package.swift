@@ -136,7 +136,8 @@ let package = Package(
         .testTarget(
             name: "GatehouseWorkerTests",
             dependencies: [
-                "GatehouseWorker", "GatehouseAPI", "GatehouseStore", "GatehouseEMM", "GatehouseDomain", "GatehouseTestSupport",
+                "GatehouseWorker", "GatehouseAPI", "GatehouseBus", "GatehouseStore", "GatehouseEMM", "GatehouseDomain",
+                "GatehouseTestSupport",
             ],
             swiftSettings: strict),
         /// Runs the real `gatehouse` executable as separate processes (crash tests, modes).

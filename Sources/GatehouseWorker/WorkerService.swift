@@ -31,12 +31,22 @@ public final class WorkerService: GatehouseService {
         /// offsets commit inside that transaction, so there the restart is what is tested).
         /// Unset in production.
         public var crashAfterApplies: Int?
+        /// How long a refused offset commit is retried before the worker stops with an error,
+        /// so that its supervisor restarts it into the consumer group (a Kafka consumer that
+        /// did not poll for `max.poll.interval.ms`, 300 s, has left its group and would be
+        /// refused for ever). Default 60 s (`GATEHOUSE_WORKER_COMMIT_TIMEOUT`).
+        public var commitTimeout: Duration = .seconds(60)
         public init() {}
 
         public init(_ source: ConfigSource) throws {
             self.init()
             maximumAttempts = try source.int("GATEHOUSE_WORKER_MAX_ATTEMPTS", default: 5, in: 1...1000)
             batchSize = try source.int("GATEHOUSE_WORKER_BATCH", default: batchSize, in: 1...10_000)
+            let commitSeconds = try source.seconds("GATEHOUSE_WORKER_COMMIT_TIMEOUT", default: 60)
+            guard commitSeconds >= 1 else {
+                throw GatehouseError(.configuration, "GATEHOUSE_WORKER_COMMIT_TIMEOUT must be at least 1 second")
+            }
+            commitTimeout = .milliseconds(Int64(commitSeconds * 1000))
             if source.string("GATEHOUSE_FAULT_WORKER_CRASH_AFTER") != nil {
                 crashAfterApplies = try source.int("GATEHOUSE_FAULT_WORKER_CRASH_AFTER", default: 0, in: 1...Int.max)
             }
@@ -70,8 +80,21 @@ public final class WorkerService: GatehouseService {
         self.logger = logger
     }
 
+    /// Consumes until cancelled, then closes the consumer (a Kafka consumer leaves its group
+    /// at once, so its partitions move now rather than after the session timeout).
+    /// - Throws: when the bus keeps refusing offset commits (see `Options.commitTimeout`) or
+    ///   a dead letter cannot be written.
     public func run() async throws {
-        defer { Task { [consumer] in await consumer.close() } }
+        do {
+            try await consume()
+        } catch {
+            await consumer.close()
+            throw error
+        }
+        await consumer.close()
+    }
+
+    private func consume() async throws {
         while !Task.isCancelled {
             let records: [BusRecord]
             do {
@@ -222,7 +245,12 @@ public final class WorkerService: GatehouseService {
         }
     }
 
+    /// Commits `record`'s offset, retrying for up to `Options.commitTimeout`; false when
+    /// cancelled first.
+    /// - Throws: `.bus` past the timeout: the worker stops, and what it applied but did not
+    ///   commit is delivered again after the restart and skipped (claimed by request id).
     private func commit(_ record: BusRecord) async throws -> Bool {
+        let giveUpAt = ContinuousClock.now + options.commitTimeout
         while true {
             do {
                 try await consumer.commit(record)
@@ -231,6 +259,12 @@ public final class WorkerService: GatehouseService {
                 return false
             } catch {
                 logger.warning("worker.commit_failed", ["bus.offset": String(record.offset), "error": String(describing: error)])
+                if ContinuousClock.now >= giveUpAt {
+                    throw GatehouseError(.bus,
+                        "the bus refused the offset commit of \(record.topic)[\(record.partition)]@\(record.offset) "
+                            + "for \(options.commitTimeout) (\(error)); the worker stops so that a restart rejoins "
+                            + "the consumer group: what it applied stays applied, and is skipped when delivered again")
+                }
                 try? await Task.sleep(for: options.retryBackoff)
                 if Task.isCancelled { return false }
             }

@@ -30,12 +30,17 @@ struct CommandApplierTests {
             -> ApplyOutcome
         {
             let command = Command(requestID: id, actor: "test", acceptedAt: now, action: action)
+            try await storeRequest(command)
+            return try await applier.apply(command, now: now)
+        }
+
+        /// The request row the API stores with a command.
+        func storeRequest(_ command: Command) async throws {
             try await database.withConnection { connection in
                 try connection.execute(
                     "INSERT INTO requests (request_id, kind, body_hash, token_name, status, accepted_at) VALUES (?, ?, '', 'test', 'accepted', ?)",
-                    .text(id), .text(command.kind), .int64(now))
+                    .text(command.requestID), .text(command.kind), .int64(command.acceptedAt))
             }
-            return try await applier.apply(command, now: now)
         }
 
         func register(_ deviceID: String, _ key: SymmetricKey) async throws -> ApplyOutcome {
