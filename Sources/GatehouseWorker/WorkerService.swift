@@ -208,7 +208,10 @@ public final class WorkerService: GatehouseService {
         do {
             command = try Command.decode(record.value)
         } catch {
-            try await deadLetter(record, reason: "undecodable command: \(error)", requestID: nil)
+            // The request, when the bytes still name one (a kind this worker does not know),
+            // is marked failed: else it would stay `accepted` for ever and be republished.
+            try await deadLetter(
+                record, reason: "undecodable command: \(error)", requestID: Self.requestID(inUndecodable: record.value))
             return try await commit(record)
         }
         var attempts = 0
@@ -243,6 +246,15 @@ public final class WorkerService: GatehouseService {
             }
             try? await Task.sleep(for: options.retryBackoff)
         }
+    }
+
+    /// The `requestID` of a command that does not decode, when its bytes are still a JSON
+    /// object naming one.
+    static func requestID(inUndecodable bytes: [UInt8]) -> String? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+            let id = object["requestID"] as? String, !id.isEmpty, id.utf8.count <= 64
+        else { return nil }
+        return id
     }
 
     /// Commits `record`'s offset, retrying for up to `Options.commitTimeout`; false when

@@ -11,6 +11,16 @@ import Testing
 /// The worker service around the applier: what it does when the bus misbehaves.
 @Suite("Worker service")
 struct WorkerServiceTests {
+    /// A command registering `deviceID` with a fresh key, as the API builds it.
+    private func registration(of deviceID: String, in harness: CommandApplierTests.Harness) throws -> Command {
+        let key = try SymmetricKey.random(size: .bits128)
+        return Command(
+            requestID: UUID().uuidString, actor: "test", acceptedAt: ISO8601.nowMillis(),
+            action: .registerDeviceKey(
+                deviceID: deviceID, wrappedKey: Data(try AESKeyWrap.wrap(key, kek: harness.kek)),
+                kcv: key.keyCheckValue, keyBits: 128))
+    }
+
     /// A Kafka consumer that stopped polling for `max.poll.interval.ms` has left its group,
     /// and every commit it tries is refused until it rejoins. The worker must not retry for
     /// ever while looking alive: past its commit timeout it stops with an error (its
@@ -26,12 +36,7 @@ struct WorkerServiceTests {
                 await harness.handle.close()
             }
         }
-        let key = try SymmetricKey.random(size: .bits128)
-        let command = Command(
-            requestID: UUID().uuidString, actor: "test", acceptedAt: ISO8601.nowMillis(),
-            action: .registerDeviceKey(
-                deviceID: "stb-commit", wrappedKey: Data(try AESKeyWrap.wrap(key, kek: harness.kek)),
-                kcv: key.keyCheckValue, keyBits: 128))
+        let command = try registration(of: "stb-commit", in: harness)
         try await harness.storeRequest(command)
         let settings = BusSettings()
         let producer = try await Bus.makeProducer(settings, database: busStore.database, logger: .disabled)
@@ -62,5 +67,46 @@ struct WorkerServiceTests {
         #expect(error?.code == .bus)
         #expect(error?.message.contains("restart") == true)
         #expect(try await harness.requestStatus(command.requestID).0 == "processed")
+    }
+
+    /// A command of a kind this worker does not know (a newer API wrote it) cannot be
+    /// applied: it goes to the dead-letter topic, its request is marked failed with the
+    /// reason (not left `accepted` for ever), and the commands behind it are applied.
+    @Test
+    func aCommandOfAnUnknownKindFailsItsRequestAndTheNextIsApplied() async throws {
+        let harness = try await CommandApplierTests.Harness.make(.sqlite)
+        defer { Task { await harness.handle.close() } }
+        let unknownID = UUID().uuidString
+        let unknown = Command(requestID: unknownID, actor: "test", acceptedAt: 1, action: .cancelEntitlement(deviceID: "x", productID: 1))
+        try await harness.storeRequest(unknown)
+        let next = try registration(of: "stb-next", in: harness)
+        try await harness.storeRequest(next)
+        let settings = BusSettings()
+        let producer = try await Bus.makeProducer(settings, database: harness.database, logger: .disabled)
+        let fromTheFuture = #"{"acceptedAt":1,"action":{"launchRocket":{}},"actor":"test","requestID":"\#(unknownID)"}"#
+        try await producer.publish(topic: settings.commandsTopic, key: "*", value: Array(fromTheFuture.utf8))
+        try await producer.publish(topic: settings.commandsTopic, key: "stb-next", value: try next.encoded())
+        let consumer = try await Bus.makeConsumer(settings, database: harness.database, logger: .disabled)
+        let worker = WorkerService(
+            applier: harness.applier, consumer: consumer, producer: producer, deadLetterTopic: settings.deadLetterTopic,
+            metrics: MetricsRegistry(), logger: .disabled)
+        let run = Task { try await worker.run() }
+        defer { run.cancel() }
+        var statuses: [String] = []
+        for _ in 0..<1000 {
+            statuses = [
+                try await harness.requestStatus(unknownID).0, try await harness.requestStatus(next.requestID).0,
+            ]
+            if statuses == ["failed", "processed"] { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(statuses == ["failed", "processed"])
+        #expect(try await harness.requestStatus(unknownID).1?.contains("dead-letter") == true)
+        let deadLetters = try await harness.database.read { connection in
+            try connection.query("SELECT payload FROM bus_messages WHERE topic = ?", .text(settings.deadLetterTopic))
+                .map { try DeadLetter.decode(try $0.blob("payload")) }
+        }
+        #expect(deadLetters.count == 1)
+        #expect(deadLetters.first?.reason.contains("undecodable") == true)
     }
 }
