@@ -97,7 +97,7 @@ let package = Package(
         // MARK: Tests
         .target(name: "GatehouseTestSupport", dependencies: ["GatehouseCore", "GatehouseStore"], path: "Tests/GatehouseTestSupport",
             swiftSettings: strict),
-        .testTarget(name: "GatehouseCoreTests", dependencies: ["GatehouseCore"], swiftSettings: strict),
+        .testTarget(name: "GatehouseCoreTests", dependencies: ["GatehouseCore", "GatehouseTestSupport"], swiftSettings: strict),
         .testTarget(name: "GatehouseTSTests", dependencies: ["GatehouseTS", "GatehouseTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "GatehouseAnalysisTests",

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import GatehouseCore
+import GatehouseTestSupport
 import Synchronization
 import Testing
 
@@ -52,15 +53,6 @@ struct ServiceRunnerTests {
         var runner = ServiceRunner(services: services, logger: .disabled, gracePeriodSeconds: grace)
         runner.exitNow = { journal.add("exit now") }
         return runner
-    }
-
-    /// Waits (bounded) until `condition` holds.
-    private func eventually(_ condition: () -> Bool) async -> Bool {
-        for _ in 0..<500 {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return condition()
     }
 
     @Test

@@ -3,6 +3,7 @@ import GatehouseCore
 import GatehouseCrypto
 import GatehouseEMM
 import GatehouseStore
+import GatehouseTestSupport
 import Testing
 
 @testable import GatehouseMonitor

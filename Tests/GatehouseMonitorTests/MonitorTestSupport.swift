@@ -166,16 +166,6 @@ func testGroup(_ n: Int) -> MulticastGroup {
     return try! MulticastGroup(parsing: "239.255.77.\(n):\(port)")
 }
 
-/// Waits until `condition` holds, polling every 20 ms, for at most `seconds`.
-func eventually(_ seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        try? await Task.sleep(nanoseconds: 20_000_000)
-    }
-    return condition()
-}
-
 /// A logger whose lines tests can read.
 func memoryLogger() -> (Logger, MemorySink) {
     let sink = MemorySink()

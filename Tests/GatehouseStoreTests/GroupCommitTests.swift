@@ -9,15 +9,6 @@ import Testing
 /// caller gets its own result, and one caller's failure is not another's.
 @Suite("Group commit", .serialized)
 struct GroupCommitTests {
-    /// Waits (bounded) until `condition` holds; false when it never did.
-    private func eventually(_ condition: () -> Bool) async -> Bool {
-        for _ in 0..<1000 {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return condition()
-    }
-
     /// A fresh database with the `group_probe` table the tests write to, optionally holding
     /// the row `taken` (a key the tests collide with).
     private func probeDatabase(_ kind: StoreKind, withTakenRow: Bool = false) async throws -> TestDatabases.Handle {
@@ -56,7 +47,7 @@ struct GroupCommitTests {
                 release.wait()
             }
         }
-        #expect(await eventually { committer.statistics.transactions == 1 })
+        #expect(await eventually(10) { committer.statistics.transactions == 1 })
         async let others: Void = onThreads(followers) { index in
             let outcome: String
             do {
@@ -69,7 +60,7 @@ struct GroupCommitTests {
             }
             outcomes.withLock { $0[index] = outcome }
         }
-        #expect(await eventually { committer.waiting == followers })
+        #expect(await eventually(10) { committer.waiting == followers })
         release.signal()
         await others
         await first
@@ -96,7 +87,7 @@ struct GroupCommitTests {
             }
             firstResult.withLock { $0 = value }
         }
-        #expect(await eventually { committer.statistics.transactions == 1 })
+        #expect(await eventually(10) { committer.statistics.transactions == 1 })
         async let others: Void = onThreads(followers) { index in
             let value = try? committer.run { connection -> Int64 in
                 try Self.insert("f\(index)", index, connection)
@@ -105,7 +96,7 @@ struct GroupCommitTests {
             }
             results.withLock { $0[index] = value }
         }
-        #expect(await eventually { committer.waiting == followers })
+        #expect(await eventually(10) { committer.waiting == followers })
         release.signal()
         await others
         await first
@@ -201,7 +192,7 @@ struct GroupCommitTests {
                 release.wait()
             }
         }
-        #expect(await eventually { committer.statistics.transactions == 1 })
+        #expect(await eventually(10) { committer.statistics.transactions == 1 })
         // Two callers with the same key (two requests with one Idempotency-Key) in one batch,
         // among others. Each completion looks, as the API does, for the row it collided with.
         let outcomes = Mutex<[Int: String]>([:])
@@ -227,7 +218,7 @@ struct GroupCommitTests {
                 done.signal()
             }
         }
-        #expect(await eventually { committer.waiting == followers })
+        #expect(await eventually(10) { committer.waiting == followers })
         release.signal()
         for _ in 0..<followers { #expect(done.wait(timeout: .now() + 30) == .success) }
         await first

@@ -33,3 +33,13 @@ public func onThreads(_ count: Int, _ work: @escaping @Sendable (Int) -> Void) a
         }
     }
 }
+
+/// Waits until `condition` holds, polling every 10 ms, for at most `seconds`; whether it held.
+public func eventually(_ seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}
