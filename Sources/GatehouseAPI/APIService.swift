@@ -51,6 +51,7 @@ public final class APIService: Sendable {
     /// Every route of the API, with the scope each one requires.
     public func makeRouter(authenticator: any TokenAuthenticator) -> Router {
         var router = Router(authenticator: authenticator, logger: logger)
+        router.retryAfterSeconds = configuration.retryAfterSeconds
         router.add(.get, "/healthz", access: .public) { _ in .json(bytes: Array(#"{"status":"ok"}"#.utf8)) }
         router.add(.get, "/readyz", access: .public) { [self] _ in try readiness() }
         router.add(.get, "/metrics", access: .public) { [metrics, extraMetrics] _ in
@@ -188,28 +189,19 @@ public final class APIService: Sendable {
         // thread waits for the commit.
         let answer = DeferredResponse()
         let (requestID, path) = (request.requestID, request.path)
-        do {
-            try ledger.accept(command, idempotencyKey: idempotencyKey, bodyDigest: digest) { [self] result in
-                switch result {
-                case .success(let accepted):
-                    acceptedByKind(command.kind).increment()
-                    answer.resolve(Self.acceptedResponse(accepted, command))
-                case .failure(let error):
-                    answer.resolve(
-                        HTTPError.answer(to: withRetryAfter(error), requestID: requestID, route: path, logger: logger))
-                }
+        try ledger.accept(command, idempotencyKey: idempotencyKey, bodyDigest: digest) { [self] result in
+            switch result {
+            case .success(let accepted):
+                acceptedByKind(command.kind).increment()
+                answer.resolve(Self.acceptedResponse(accepted, command))
+            case .failure(let error):
+                answer.resolve(
+                    HTTPError.answer(
+                        to: error, requestID: requestID, route: path, logger: logger,
+                        retryAfterSeconds: configuration.retryAfterSeconds))
             }
-        } catch {
-            throw withRetryAfter(error)
         }
         return .deferred(answer)
-    }
-
-    /// A store's "retry later" as a 503 whose `Retry-After` is `GATEHOUSE_RETRY_AFTER`, as its
-    /// message says (the generic mapping sends the default).
-    private func withRetryAfter(_ error: any Error) -> any Error {
-        guard let error = error as? GatehouseError, error.code == .unavailable else { return error }
-        return HTTPError.unavailable(error.message, retryAfterSeconds: configuration.retryAfterSeconds)
     }
 
     private static func acceptedResponse(_ accepted: AcceptedRequest, _ command: Command) -> HTTPResponse {

@@ -100,9 +100,9 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
     /// | `authentication` | 401 with `WWW-Authenticate: Bearer` |
     /// | `forbidden` | 403 |
     /// | `payload_too_large` | 413 |
-    /// | `unavailable` | 503 with `Retry-After` |
+    /// | `unavailable` | 503 with `Retry-After: retryAfterSeconds` |
     /// | anything else | 500; `isInternal` is true and the caller must log the detail |
-    public init(mapping error: any Error) {
+    public init(mapping error: any Error, retryAfterSeconds: Int = defaultRetryAfterSeconds) {
         if let error = error as? HTTPError {
             self = error
             return
@@ -120,7 +120,7 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
         case .payloadTooLarge: self = HTTPError(.payloadTooLarge, code: .payloadTooLarge, message: error.message)
         case .unsupportedMediaType:
             self = HTTPError(.unsupportedMediaType, code: .unsupportedMediaType, message: error.message)
-        case .unavailable: self = .unavailable(error.message)
+        case .unavailable: self = .unavailable(error.message, retryAfterSeconds: retryAfterSeconds)
         default: self = .internalError
         }
     }
@@ -128,8 +128,11 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The answer to a request whose handler failed with `error` (thrown, or reported later
     /// to a `DeferredResponse`): mapped as above; the detail of a 500 goes to `logger` only,
     /// with the request id and `route`, never to the client.
-    public static func answer(to error: any Error, requestID: String, route: String, logger: Logger) -> HTTPResponse {
-        let mapped = HTTPError(mapping: error)
+    public static func answer(
+        to error: any Error, requestID: String, route: String, logger: Logger,
+        retryAfterSeconds: Int = defaultRetryAfterSeconds
+    ) -> HTTPResponse {
+        let mapped = HTTPError(mapping: error, retryAfterSeconds: retryAfterSeconds)
         if mapped.isInternal {
             // The detail may name internals (SQL, file paths): log only, never answer it.
             logger.error(

@@ -39,6 +39,8 @@ public struct Router: Sendable {
     private var routes: [Route] = []
     private let authenticator: (any TokenAuthenticator)?
     private let logger: Logger
+    /// `Retry-After` of the 503 a handler's "retry later" error (`.unavailable`) becomes.
+    public var retryAfterSeconds = HTTPError.defaultRetryAfterSeconds
 
     /// - Parameters:
     ///   - authenticator: checks bearer tokens; nil means every non-public route answers 401
@@ -136,7 +138,9 @@ public struct Router: Sendable {
         do {
             return try route.handler(request)
         } catch {
-            return HTTPError.answer(to: error, requestID: request.requestID, route: route.pattern, logger: logger)
+            return HTTPError.answer(
+                to: error, requestID: request.requestID, route: route.pattern, logger: logger,
+                retryAfterSeconds: retryAfterSeconds)
         }
     }
 
