@@ -251,8 +251,7 @@ public final class WorkerService: GatehouseService {
     /// The `requestID` of a command that does not decode, when its bytes are still a JSON
     /// object naming one.
     static func requestID(inUndecodable bytes: [UInt8]) -> String? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-            let id = object["requestID"] as? String, !id.isEmpty, id.utf8.count <= 64
+        guard case .string(let id)? = (try? JSONValue.parseObject(bytes))?["requestID"], !id.isEmpty, id.utf8.count <= 64
         else { return nil }
         return id
     }
